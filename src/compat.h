@@ -1,0 +1,87 @@
+/*-------------------------------------------------------------------------
+ *
+ * compat.h
+ *		Every PostgreSQL version difference the extension depends on.
+ *
+ * The code base targets PostgreSQL 14 to 17.  Where a server function
+ * changed its signature between those releases, the rest of the code calls
+ * the pgs_ wrapper defined here, so that version checks stay in one place.
+ *
+ * Copyright (c) 2026, pgoutput_stream developers
+ *
+ * IDENTIFICATION
+ *		src/compat.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PGS_COMPAT_H
+#define PGS_COMPAT_H
+
+#include "access/transam.h"
+#include "access/xlog.h"
+#include "replication/logical.h"
+#include "replication/slot.h"
+
+#if PG_VERSION_NUM >= 150000
+#include "access/xlogrecovery.h"
+#endif
+
+/* End of WAL that is safe to decode: flushed on a primary, replayed on a standby */
+static inline XLogRecPtr
+pgs_wal_end(void)
+{
+	if (RecoveryInProgress())
+		return GetXLogReplayRecPtr(NULL);
+#if PG_VERSION_NUM >= 150000
+	return GetFlushRecPtr(NULL);
+#else
+	return GetFlushRecPtr();
+#endif
+}
+
+static inline void
+pgs_slot_acquire(const char *name)
+{
+#if PG_VERSION_NUM >= 180000
+	ReplicationSlotAcquire(name, true, true);
+#else
+	ReplicationSlotAcquire(name, true);
+#endif
+}
+
+/*
+ * Whether the acquired slot was invalidated (its WAL removed).  14 and 15
+ * mark that by clearing restart_lsn; 16 added an explicit reason.
+ */
+static inline bool
+pgs_slot_is_invalidated(ReplicationSlot *slot)
+{
+#if PG_VERSION_NUM >= 160000
+	return slot->data.invalidated != RS_INVAL_NONE;
+#else
+	return XLogRecPtrIsInvalid(slot->data.restart_lsn);
+#endif
+}
+
+/* Oldest transaction whose commit status can still be looked up */
+static inline TransactionId
+pgs_oldest_clog_xid(void)
+{
+#if PG_VERSION_NUM >= 170000
+	return TransamVariables->oldestClogXid;
+#else
+	return ShmemVariableCache->oldestClogXid;
+#endif
+}
+
+#if PG_VERSION_NUM >= 170000
+#define PGS_BGWORKER_BYPASS_FLAGS	(BGWORKER_BYPASS_ALLOWCONN | BGWORKER_BYPASS_ROLELOGINCHECK)
+#else
+#define PGS_BGWORKER_BYPASS_FLAGS	BGWORKER_BYPASS_ALLOWCONN
+#endif
+
+#if PG_VERSION_NUM < 150000
+#define MarkGUCPrefixReserved(prefix) EmitWarningsOnPlaceholders(prefix)
+#endif
+
+#endif							/* PGS_COMPAT_H */

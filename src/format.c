@@ -1,0 +1,250 @@
+/*-------------------------------------------------------------------------
+ *
+ * format.c
+ *		Format and value-mode names, and the payload entry point.
+ *
+ * pgs_format_payload picks the renderer for the stream's format (the
+ * renderers live in format_json.c) and then converts the rendered payload
+ * from the database encoding to UTF-8, which is what every sink expects.
+ * Converting once, at the end, keeps the renderers encoding-agnostic: they
+ * only ever escape ASCII bytes, and every server encoding is a superset of
+ * ASCII, so escaping before converting is safe.
+ *
+ * Copyright (c) 2026, pgoutput_stream developers
+ *
+ * IDENTIFICATION
+ *		src/format.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "mb/pg_wchar.h"
+
+#include "event.h"
+#include "format.h"
+#include "format_internal.h"
+
+/* UTF-8 form of U+FFFD REPLACEMENT CHARACTER */
+#define UTF8_REPLACEMENT_CHAR	"\xEF\xBF\xBD"
+
+static void payload_to_utf8(StringInfo buf, int start);
+static char *sanitize_utf8(const char *s, int len);
+
+/*
+ * Look up a format by its stream option name.  Names are matched exactly
+ * (lower case), as the stream options are validated and stored as given.
+ */
+bool
+pgs_format_from_name(const char *name, PgsFormat *format)
+{
+	if (name == NULL)
+		return false;
+
+	if (strcmp(name, "json") == 0)
+		*format = PGS_FORMAT_JSON;
+	else if (strcmp(name, "json-pretty") == 0)
+		*format = PGS_FORMAT_JSON_PRETTY;
+	else if (strcmp(name, "text") == 0)
+		*format = PGS_FORMAT_TEXT;
+	else
+		return false;
+
+	return true;
+}
+
+/*
+ * The stream option name of a format; the inverse of pgs_format_from_name.
+ */
+const char *
+pgs_format_name(PgsFormat format)
+{
+	/* No default: let the compiler flag a format added without a name */
+	switch (format)
+	{
+		case PGS_FORMAT_JSON:
+			return "json";
+		case PGS_FORMAT_JSON_PRETTY:
+			return "json-pretty";
+		case PGS_FORMAT_TEXT:
+			return "text";
+	}
+
+	elog(ERROR, "unrecognized stream format: %d", (int) format);
+	return NULL;				/* keep compiler quiet */
+}
+
+/*
+ * Look up a value mode ("typed" or "text") by its stream option name.
+ */
+bool
+pgs_value_mode_from_name(const char *name, PgsValueMode *mode)
+{
+	if (name == NULL)
+		return false;
+
+	if (strcmp(name, "typed") == 0)
+		*mode = PGS_VALUES_TYPED;
+	else if (strcmp(name, "text") == 0)
+		*mode = PGS_VALUES_TEXT;
+	else
+		return false;
+
+	return true;
+}
+
+/*
+ * The lower-case name of an event kind, as used in subjects, headers and
+ * the text format.
+ */
+const char *
+pgs_event_kind_name(PgsEventKind kind)
+{
+	/* No default: let the compiler flag a kind added without a name */
+	switch (kind)
+	{
+		case PGS_EVENT_BEGIN:
+			return "begin";
+		case PGS_EVENT_COMMIT:
+			return "commit";
+		case PGS_EVENT_RELATION:
+			return "relation";
+		case PGS_EVENT_INSERT:
+			return "insert";
+		case PGS_EVENT_UPDATE:
+			return "update";
+		case PGS_EVENT_DELETE:
+			return "delete";
+		case PGS_EVENT_TRUNCATE:
+			return "truncate";
+		case PGS_EVENT_MESSAGE:
+			return "message";
+	}
+
+	elog(ERROR, "unrecognized event kind: %d", (int) kind);
+	return NULL;				/* keep compiler quiet */
+}
+
+/*
+ * Append the payload of ev to buf, UTF-8 encoded.  Returns false, with buf
+ * unchanged, if the format emits nothing for this event.
+ *
+ * Whatever the renderer allocates besides buf is left in the current
+ * memory context; callers format in a per-event context that they reset.
+ * In typed value mode the renderers look up types in the catalogs, so a
+ * transaction must be open (the decoding callbacks always have one).
+ */
+bool
+pgs_format_payload(StringInfo buf, const PgsFormatOptions *opts,
+				   const PgsEvent *ev)
+{
+	int			start = buf->len;
+	bool		emitted = false;
+
+	switch (opts->format)
+	{
+		case PGS_FORMAT_JSON:
+			emitted = pgs_render_json(buf, opts, ev);
+			break;
+		case PGS_FORMAT_JSON_PRETTY:
+			emitted = pgs_render_json_pretty(buf, opts, ev);
+			break;
+		case PGS_FORMAT_TEXT:
+			emitted = pgs_render_text(buf, opts, ev);
+			break;
+		default:
+			elog(ERROR, "unrecognized stream format: %d", (int) opts->format);
+	}
+
+	if (!emitted)
+	{
+		buf->len = start;
+		buf->data[start] = '\0';
+		return false;
+	}
+
+	payload_to_utf8(buf, start);
+	return true;
+}
+
+/*
+ * Convert buf->data[start..] from the database encoding to UTF-8 in place.
+ *
+ * In a UTF-8 database this is free.  In other real encodings (LATIN1 etc.)
+ * pg_server_to_any converts, and raises an error for a character that has
+ * no Unicode equivalent (possible only in a few multi-byte encodings).
+ *
+ * SQL_ASCII needs care: it declares no encoding at all, and
+ * pg_server_to_any would *error out* on any byte sequence that is not
+ * valid UTF-8, which would stop the stream for good on one odd row.  We
+ * pass valid UTF-8 through and replace each invalid byte with U+FFFD
+ * instead: lossy, but the payload stays valid and the stream keeps going.
+ */
+static void
+payload_to_utf8(StringInfo buf, int start)
+{
+	const char *src = buf->data + start;
+	int			len = buf->len - start;
+	char	   *conv;
+
+	if (len == 0)
+		return;
+
+	if (GetDatabaseEncoding() == PG_SQL_ASCII)
+	{
+		if (pg_verify_mbstr(PG_UTF8, src, len, true))
+			return;
+		conv = sanitize_utf8(src, len);
+	}
+	else
+	{
+		conv = pg_server_to_any(src, len, PG_UTF8);
+		if (conv == src)
+			return;				/* already UTF-8 (or nothing to convert) */
+	}
+
+	/* Payloads never contain NUL bytes, so strlen finds the whole result */
+	buf->len = start;
+	buf->data[start] = '\0';
+	appendBinaryStringInfo(buf, conv, strlen(conv));
+	pfree(conv);
+}
+
+/*
+ * Copy s, keeping valid UTF-8 sequences and replacing every byte that does
+ * not start one with U+FFFD.  Returns a palloc'd, NUL-terminated string.
+ */
+static char *
+sanitize_utf8(const char *s, int len)
+{
+	const unsigned char *p = (const unsigned char *) s;
+	const unsigned char *end = p + len;
+	StringInfoData out;
+
+	initStringInfo(&out);
+	while (p < end)
+	{
+		int			l;
+
+		if (*p < 0x80)
+		{
+			appendStringInfoChar(&out, (char) *p);
+			p++;
+			continue;
+		}
+
+		l = pg_utf_mblen(p);
+		if (l <= end - p && pg_utf8_islegal(p, l))
+		{
+			appendBinaryStringInfo(&out, (const char *) p, l);
+			p += l;
+		}
+		else
+		{
+			appendStringInfoString(&out, UTF8_REPLACEMENT_CHAR);
+			p++;
+		}
+	}
+
+	return out.data;
+}

@@ -1,0 +1,61 @@
+/*-------------------------------------------------------------------------
+ *
+ * format.h
+ *		Turning change events into subjects and payloads.
+ *
+ * Copyright (c) 2026, pgoutput_stream developers
+ *
+ * IDENTIFICATION
+ *		src/format.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PGS_FORMAT_H
+#define PGS_FORMAT_H
+
+#include "lib/stringinfo.h"
+
+#include "event.h"
+
+typedef enum PgsFormat
+{
+	PGS_FORMAT_JSON,
+	PGS_FORMAT_JSON_PRETTY,
+	PGS_FORMAT_TEXT
+} PgsFormat;
+
+typedef enum PgsValueMode
+{
+	PGS_VALUES_TYPED,			/* numbers, booleans, json and arrays as JSON */
+	PGS_VALUES_TEXT				/* every value as its PostgreSQL text form */
+} PgsValueMode;
+
+typedef struct PgsFormatOptions
+{
+	PgsFormat	format;
+	PgsValueMode value_mode;
+	const char *subject_prefix; /* first subject token(s), e.g. "postgres" */
+} PgsFormatOptions;
+
+/* Name lookups for stream options; return false if the name is unknown */
+extern bool pgs_format_from_name(const char *name, PgsFormat *format);
+extern const char *pgs_format_name(PgsFormat format);
+extern bool pgs_value_mode_from_name(const char *name, PgsValueMode *mode);
+
+/*
+ * Append the subject of ev to buf (NATS subject syntax, names escaped).
+ */
+extern void pgs_format_subject(StringInfo buf, const PgsFormatOptions *opts,
+							   const PgsEvent *ev);
+
+/*
+ * Append the payload of ev to buf, UTF-8 encoded.  Returns false if the
+ * format emits nothing for this event (buf left unchanged).
+ */
+extern bool pgs_format_payload(StringInfo buf, const PgsFormatOptions *opts,
+							   const PgsEvent *ev);
+
+/* Append name to buf as one NATS subject token (escaping rule in docs) */
+extern void pgs_subject_append_token(StringInfo buf, const char *name);
+
+#endif							/* PGS_FORMAT_H */

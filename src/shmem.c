@@ -1,0 +1,347 @@
+/*-------------------------------------------------------------------------
+ *
+ * shmem.c
+ *		Shared registry of running streams.
+ *
+ * Streams persist in the table pgoutput_stream.streams of their database;
+ * this registry holds what only exists while the server runs: which
+ * worker serves which stream, its state, positions, counters and last
+ * error.  It is sized by pgoutput_stream.max_streams and rebuilt from
+ * nothing at every server start and crash-restart.
+ *
+ * Copyright (c) 2026, pgoutput_stream developers
+ *
+ * IDENTIFICATION
+ *		src/shmem.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "utils/timestamp.h"
+
+#include "guc.h"
+#include "shmem.h"
+
+#define PGS_TRANCHE_NAME	"pgoutput_stream"
+
+PgsSharedState *pgs_shared = NULL;
+
+#if PG_VERSION_NUM >= 150000
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+#endif
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+static Size
+pgs_shmem_size(void)
+{
+	return add_size(offsetof(PgsSharedState, streams),
+					mul_size(pgs_max_streams, sizeof(PgsStreamSlot)));
+}
+
+static void
+pgs_shmem_request(void)
+{
+#if PG_VERSION_NUM >= 150000
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+#endif
+	RequestAddinShmemSpace(pgs_shmem_size());
+	RequestNamedLWLockTranche(PGS_TRANCHE_NAME, 1);
+}
+
+static void
+pgs_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	pgs_shared = ShmemInitStruct("pgoutput_stream", pgs_shmem_size(), &found);
+	if (!found)
+	{
+		int			i;
+
+		memset(pgs_shared, 0, pgs_shmem_size());
+		pgs_shared->lock = &(GetNamedLWLockTranche(PGS_TRANCHE_NAME))->lock;
+		pg_atomic_init_u32(&pgs_shared->running, 0);
+		pg_atomic_init_u64(&pgs_shared->latest_commit_end, 0);
+		pgs_shared->max_streams = pgs_max_streams;
+		for (i = 0; i < pgs_max_streams; i++)
+			SpinLockInit(&pgs_shared->streams[i].mutex);
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * Install the shared memory hooks.  Called from _PG_init.
+ */
+void
+pgs_shmem_init(void)
+{
+#if PG_VERSION_NUM >= 150000
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = pgs_shmem_request;
+#else
+	pgs_shmem_request();
+#endif
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = pgs_shmem_startup;
+}
+
+/* Find the entry of a stream; caller holds the lock */
+static PgsStreamSlot *
+find_entry(Oid dboid, int32 stream_id)
+{
+	int			i;
+
+	for (i = 0; i < pgs_shared->max_streams; i++)
+	{
+		PgsStreamSlot *entry = &pgs_shared->streams[i];
+
+		if (entry->in_use && entry->dboid == dboid &&
+			entry->stream_id == stream_id)
+			return entry;
+	}
+	return NULL;
+}
+
+/* Find a free entry; caller holds the lock exclusively */
+static PgsStreamSlot *
+free_entry(void)
+{
+	int			i;
+
+	for (i = 0; i < pgs_shared->max_streams; i++)
+	{
+		if (!pgs_shared->streams[i].in_use)
+			return &pgs_shared->streams[i];
+	}
+
+	/*
+	 * No never-used entry: recycle the entry of a stream that is stopped,
+	 * so that streams stopped for good do not use up the registry.
+	 */
+	for (i = 0; i < pgs_shared->max_streams; i++)
+	{
+		PgsStreamSlot *entry = &pgs_shared->streams[i];
+
+		if (entry->pid == 0 && entry->state == PGS_STATE_STOPPED)
+			return entry;
+	}
+	return NULL;
+}
+
+/*
+ * Claim the entry of a stream for the calling worker.
+ *
+ * Returns the entry, or NULL with *busy = true if another live worker holds
+ * it, or NULL with *busy = false if the registry is full.
+ */
+PgsStreamSlot *
+pgs_shmem_claim(Oid dboid, int32 stream_id, const char *name, bool *busy)
+{
+	PgsStreamSlot *entry;
+
+	*busy = false;
+	LWLockAcquire(pgs_shared->lock, LW_EXCLUSIVE);
+	entry = find_entry(dboid, stream_id);
+	if (entry != NULL && entry->pid != 0)
+	{
+		LWLockRelease(pgs_shared->lock);
+		*busy = true;
+		return NULL;
+	}
+	if (entry == NULL)
+	{
+		entry = free_entry();
+		if (entry == NULL)
+		{
+			LWLockRelease(pgs_shared->lock);
+			return NULL;
+		}
+		entry->in_use = true;
+		entry->dboid = dboid;
+		entry->stream_id = stream_id;
+		SpinLockAcquire(&entry->mutex);
+		entry->confirmed_lsn = InvalidXLogRecPtr;
+		entry->decoded_lsn = InvalidXLogRecPtr;
+		entry->transactions = 0;
+		entry->events = 0;
+		entry->bytes = 0;
+		entry->last_error[0] = '\0';
+		entry->last_error_at = 0;
+		SpinLockRelease(&entry->mutex);
+	}
+	entry->pid = MyProcPid;
+	entry->latch = MyLatch;
+	SpinLockAcquire(&entry->mutex);
+	strlcpy(entry->name, name, NAMEDATALEN);
+	entry->stop_requested = false;
+	entry->state = PGS_STATE_STARTING;
+	entry->started_at = GetCurrentTimestamp();
+	SpinLockRelease(&entry->mutex);
+	pg_atomic_fetch_add_u32(&pgs_shared->running, 1);
+	LWLockRelease(pgs_shared->lock);
+
+	return entry;
+}
+
+/*
+ * Give up the entry as the worker ends.  The state records why: stopped on
+ * request, failed for good, or about to be restarted after an error.
+ */
+void
+pgs_shmem_release(PgsStreamSlot *entry, bool failed)
+{
+	LWLockAcquire(pgs_shared->lock, LW_EXCLUSIVE);
+	if (entry->pid == MyProcPid)
+	{
+		SpinLockAcquire(&entry->mutex);
+		if (failed)
+			entry->state = PGS_STATE_FAILED;
+		else if (entry->state != PGS_STATE_FAILED)
+			entry->state = entry->stop_requested ? PGS_STATE_STOPPED : PGS_STATE_RESTARTING;
+		SpinLockRelease(&entry->mutex);
+		entry->pid = 0;
+		entry->latch = NULL;
+		pg_atomic_fetch_sub_u32(&pgs_shared->running, 1);
+	}
+	LWLockRelease(pgs_shared->lock);
+}
+
+/*
+ * Ask the worker of a stream to stop.  Returns false if no worker runs.
+ */
+bool
+pgs_shmem_request_stop(Oid dboid, int32 stream_id)
+{
+	PgsStreamSlot *entry;
+	bool		running = false;
+
+	LWLockAcquire(pgs_shared->lock, LW_SHARED);
+	entry = find_entry(dboid, stream_id);
+	if (entry != NULL && entry->pid != 0)
+	{
+		SpinLockAcquire(&entry->mutex);
+		entry->stop_requested = true;
+		entry->state = PGS_STATE_STOPPING;
+		SpinLockRelease(&entry->mutex);
+		SetLatch(entry->latch);
+		running = true;
+	}
+	LWLockRelease(pgs_shared->lock);
+	return running;
+}
+
+/* PID of the worker serving a stream, 0 if none */
+pid_t
+pgs_shmem_worker_pid(Oid dboid, int32 stream_id)
+{
+	PgsStreamSlot *entry;
+	pid_t		pid = 0;
+
+	LWLockAcquire(pgs_shared->lock, LW_SHARED);
+	entry = find_entry(dboid, stream_id);
+	if (entry != NULL)
+		pid = entry->pid;
+	LWLockRelease(pgs_shared->lock);
+	return pid;
+}
+
+/* Free the entry of a dropped stream, if no worker holds it */
+void
+pgs_shmem_forget(Oid dboid, int32 stream_id)
+{
+	PgsStreamSlot *entry;
+
+	LWLockAcquire(pgs_shared->lock, LW_EXCLUSIVE);
+	entry = find_entry(dboid, stream_id);
+	if (entry != NULL && entry->pid == 0)
+		entry->in_use = false;
+	LWLockRelease(pgs_shared->lock);
+}
+
+/*
+ * Whether a worker for the stream could claim an entry now.
+ */
+bool
+pgs_shmem_has_free_entry(Oid dboid, int32 stream_id)
+{
+	bool		result;
+
+	LWLockAcquire(pgs_shared->lock, LW_SHARED);
+	result = find_entry(dboid, stream_id) != NULL || free_entry() != NULL;
+	LWLockRelease(pgs_shared->lock);
+	return result;
+}
+
+void
+pgs_shmem_set_state(PgsStreamSlot *entry, PgsStreamState state)
+{
+	SpinLockAcquire(&entry->mutex);
+	/* a stop request wins over progress reports */
+	if (!(entry->stop_requested && state == PGS_STATE_STREAMING))
+		entry->state = state;
+	SpinLockRelease(&entry->mutex);
+}
+
+void
+pgs_shmem_set_error(PgsStreamSlot *entry, const char *message)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	SpinLockAcquire(&entry->mutex);
+	strlcpy(entry->last_error, message, PGS_ERROR_LEN);
+	entry->last_error_at = now;
+	SpinLockRelease(&entry->mutex);
+}
+
+const char *
+pgs_state_name(PgsStreamState state)
+{
+	switch (state)
+	{
+		case PGS_STATE_STOPPED:
+			return "stopped";
+		case PGS_STATE_STARTING:
+			return "starting";
+		case PGS_STATE_STREAMING:
+			return "streaming";
+		case PGS_STATE_STOPPING:
+			return "stopping";
+		case PGS_STATE_RESTARTING:
+			return "restarting";
+		case PGS_STATE_FAILED:
+			return "failed";
+	}
+	return "unknown";
+}
+
+/*
+ * Wake every stream worker of a database.
+ *
+ * Called from the commit callback of every backend, so it takes no lock:
+ * a stale latch pointer belongs to a PGPROC, which stays valid shared
+ * memory, and setting the latch of a process that has left is harmless.
+ */
+void
+pgs_shmem_wake_database(Oid dboid)
+{
+	int			i;
+
+	for (i = 0; i < pgs_shared->max_streams; i++)
+	{
+		PgsStreamSlot *entry = &pgs_shared->streams[i];
+		Latch	   *latch = entry->latch;
+
+		if (latch != NULL && entry->dboid == dboid)
+			SetLatch(latch);
+	}
+}

@@ -1,0 +1,94 @@
+/*-------------------------------------------------------------------------
+ *
+ * shmem.h
+ *		Shared registry of running streams.
+ *
+ * Copyright (c) 2026, pgoutput_stream developers
+ *
+ * IDENTIFICATION
+ *		src/shmem.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PGS_SHMEM_H
+#define PGS_SHMEM_H
+
+#include "access/xlogdefs.h"
+#include "datatype/timestamp.h"
+#include "port/atomics.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/spin.h"
+
+#define PGS_ERROR_LEN	512
+
+typedef enum PgsStreamState
+{
+	PGS_STATE_STOPPED = 0,		/* worker ended on request */
+	PGS_STATE_STARTING,			/* worker started, slot not yet decoding */
+	PGS_STATE_STREAMING,		/* decoding and delivering */
+	PGS_STATE_STOPPING,			/* stop requested, worker still running */
+	PGS_STATE_RESTARTING,		/* worker ended with an error, will restart */
+	PGS_STATE_FAILED			/* cannot continue without operator action */
+} PgsStreamState;
+
+/*
+ * One stream's entry.
+ *
+ * The LWLock in PgsSharedState protects in_use, dboid, stream_id, pid and
+ * latch: a worker claims its entry under the exclusive lock, which is what
+ * guarantees one worker per stream.  The remaining fields are written only
+ * by the entry's worker (or, for stop_requested, by backends), and read by
+ * stream_status; they are guarded by the entry's spinlock so that readers
+ * see consistent values.
+ */
+typedef struct PgsStreamSlot
+{
+	bool		in_use;
+	Oid			dboid;
+	int32		stream_id;
+	pid_t		pid;			/* worker holding the entry, 0 if none */
+	Latch	   *latch;			/* that worker's latch */
+
+	slock_t		mutex;
+	bool		stop_requested;
+	PgsStreamState state;
+	char		name[NAMEDATALEN];
+	XLogRecPtr	confirmed_lsn;
+	XLogRecPtr	decoded_lsn;
+	uint64		transactions;
+	uint64		events;
+	uint64		bytes;
+	char		last_error[PGS_ERROR_LEN];
+	TimestampTz last_error_at;
+	TimestampTz started_at;
+} PgsStreamSlot;
+
+typedef struct PgsSharedState
+{
+	LWLock	   *lock;
+	pg_atomic_uint32 running;	/* entries with a worker; commit callbacks
+								 * skip all work when zero */
+	pg_atomic_uint64 latest_commit_end; /* highest commit end LSN seen by
+										 * the commit wake-up */
+	int			max_streams;
+	PgsStreamSlot streams[FLEXIBLE_ARRAY_MEMBER];
+} PgsSharedState;
+
+extern PgsSharedState *pgs_shared;
+
+extern void pgs_shmem_init(void);
+
+extern PgsStreamSlot *pgs_shmem_claim(Oid dboid, int32 stream_id,
+									  const char *name, bool *busy);
+extern void pgs_shmem_release(PgsStreamSlot *entry, bool failed);
+extern bool pgs_shmem_request_stop(Oid dboid, int32 stream_id);
+extern pid_t pgs_shmem_worker_pid(Oid dboid, int32 stream_id);
+extern void pgs_shmem_forget(Oid dboid, int32 stream_id);
+extern bool pgs_shmem_has_free_entry(Oid dboid, int32 stream_id);
+extern void pgs_shmem_set_state(PgsStreamSlot *entry, PgsStreamState state);
+extern void pgs_shmem_set_error(PgsStreamSlot *entry, const char *message);
+extern const char *pgs_state_name(PgsStreamState state);
+extern void pgs_shmem_wake_database(Oid dboid);
+
+#endif							/* PGS_SHMEM_H */

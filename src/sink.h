@@ -1,0 +1,66 @@
+/*-------------------------------------------------------------------------
+ *
+ * sink.h
+ *		The interface every target implements.
+ *
+ * A worker hands each event to every target of its stream, marks the end
+ * of each transaction, and confirms the slot only up to the end LSN that
+ * every target reports as acknowledged (DESIGN.md §3).  Targets that
+ * deliver synchronously acknowledge at end_transaction; asynchronous ones
+ * report their progress from poll().
+ *
+ * Copyright (c) 2026, pgoutput_stream developers
+ *
+ * IDENTIFICATION
+ *		src/sink.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PGS_SINK_H
+#define PGS_SINK_H
+
+#include "access/xlogdefs.h"
+#include "lib/stringinfo.h"
+
+#include "event.h"
+#include "stream_config.h"
+
+typedef struct PgsSink PgsSink;
+
+/* What a target receives for one event */
+typedef struct PgsOutput
+{
+	const PgsEvent *event;
+	const char *subject;
+	const char *payload;
+	int			payload_len;
+	int			seq;			/* position of the event in its transaction */
+} PgsOutput;
+
+struct PgsSink
+{
+	const char *name;
+	const PgsStreamConfig *config;
+
+	/* deliver one event (may queue it) */
+	void		(*send) (PgsSink *sink, const PgsOutput *out);
+
+	/* all events of the transaction ending at end_lsn have been sent */
+	void		(*end_transaction) (PgsSink *sink, XLogRecPtr end_lsn);
+
+	/* make progress on queued work without blocking */
+	void		(*poll) (PgsSink *sink);
+
+	/*
+	 * End LSN of the newest transaction acknowledged together with all
+	 * earlier ones, and whether nothing is waiting for acknowledgement.
+	 */
+	XLogRecPtr	(*acked_lsn) (PgsSink *sink);
+	bool		(*idle) (PgsSink *sink);
+
+	void		(*shutdown) (PgsSink *sink);
+};
+
+extern PgsSink *pgs_sink_log_create(const PgsStreamConfig *config);
+
+#endif							/* PGS_SINK_H */

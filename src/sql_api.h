@@ -1,0 +1,18 @@
+/*-------------------------------------------------------------------------
+ *
+ * sql_api.h
+ *		The SQL functions that manage streams.
+ *
+ * Copyright (c) 2026, pgoutput_stream developers
+ *
+ * IDENTIFICATION
+ *		src/sql_api.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PGS_SQL_API_H
+#define PGS_SQL_API_H
+
+extern void pgs_check_manager(void);
+
+#endif							/* PGS_SQL_API_H */

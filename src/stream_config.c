@@ -1,0 +1,307 @@
+/*-------------------------------------------------------------------------
+ *
+ * stream_config.c
+ *		A stream's persistent configuration: validation and loading.
+ *
+ * Streams are rows of pgoutput_stream.streams.  The SQL functions validate
+ * every field here before they write a row, and the worker loads its row
+ * through the same code, so a row that exists is always valid.
+ *
+ * Copyright (c) 2026, pgoutput_stream developers
+ *
+ * IDENTIFICATION
+ *		src/stream_config.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "catalog/pg_publication.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+
+#include "stream_config.h"
+
+/*
+ * Stream names become part of slot names, worker names and log lines, so
+ * they are limited to what a replication slot name accepts.
+ */
+void
+pgs_validate_stream_name(const char *name)
+{
+	const char *p;
+
+	if (name[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_NAME),
+				 errmsg("stream name must not be empty")));
+	if (strlen(name) > PGS_MAX_STREAM_NAME)
+		ereport(ERROR,
+				(errcode(ERRCODE_NAME_TOO_LONG),
+				 errmsg("stream name \"%s\" is too long", name),
+				 errdetail("Stream names can have at most %d characters.",
+						   PGS_MAX_STREAM_NAME)));
+	for (p = name; *p; p++)
+	{
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_NAME),
+					 errmsg("stream name \"%s\" contains invalid character", name),
+					 errhint("Stream names may only contain lower case letters, numbers, and the underscore character.")));
+	}
+}
+
+/* The publication must exist in this database before the slot is created */
+void
+pgs_validate_publication(const char *pubname)
+{
+	if (pubname[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_NAME),
+				 errmsg("publication name must not be empty")));
+	if (strlen(pubname) >= NAMEDATALEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_NAME_TOO_LONG),
+				 errmsg("publication name \"%s\" is too long", pubname)));
+	if (GetPublicationByName(pubname, true) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("publication \"%s\" does not exist", pubname),
+				 errhint("Create the publication with CREATE PUBLICATION before the stream.")));
+}
+
+/*
+ * Parse a text[] of target names into PGS_TARGET_* bits.
+ */
+int
+pgs_parse_targets(ArrayType *targets)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			nelems;
+	int			result = 0;
+	int			i;
+
+	if (ARR_NDIM(targets) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("targets must be a one-dimensional array")));
+	deconstruct_array(targets, TEXTOID, -1, false, TYPALIGN_INT,
+					  &elems, &nulls, &nelems);
+	if (nelems == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a stream needs at least one target")));
+	for (i = 0; i < nelems; i++)
+	{
+		char	   *name;
+		int			bit;
+
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("target names must not be null")));
+		name = TextDatumGetCString(elems[i]);
+		if (strcmp(name, "log") == 0)
+			bit = PGS_TARGET_LOG;
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unrecognized target \"%s\"", name),
+					 errhint("Valid targets are: %s.", "log")));
+		if (result & bit)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("target \"%s\" is listed more than once", name)));
+		result |= bit;
+	}
+	return result;
+}
+
+PgsFormat
+pgs_parse_format(const char *name)
+{
+	PgsFormat	format;
+
+	if (!pgs_format_from_name(name, &format))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unrecognized format \"%s\"", name),
+				 errhint("Valid formats are: %s.", "json, json-pretty, text")));
+	return format;
+}
+
+void
+pgs_config_defaults(PgsStreamConfig *config)
+{
+	config->fmt.format = PGS_FORMAT_JSON;
+	config->fmt.value_mode = PGS_VALUES_TYPED;
+	config->fmt.subject_prefix = "postgres";
+}
+
+/*
+ * A subject prefix is one or more NATS subject tokens: no wildcards, no
+ * white space, no empty token.
+ */
+static void
+validate_subject_prefix(const char *prefix)
+{
+	const char *p;
+	bool		token_empty = true;
+
+	for (p = prefix; *p; p++)
+	{
+		unsigned char c = (unsigned char) *p;
+
+		if (c == '.')
+		{
+			if (token_empty)
+				break;
+			token_empty = true;
+			continue;
+		}
+		if (c <= ' ' || c == '*' || c == '>' || c >= 0x7f)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid value for stream option \"%s\": \"%s\"",
+							"subject_prefix", prefix),
+					 errdetail("A subject prefix cannot contain white space, control characters, non-ASCII characters, \"*\" or \">\".")));
+		token_empty = false;
+	}
+	if (token_empty)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for stream option \"%s\": \"%s\"",
+						"subject_prefix", prefix),
+				 errdetail("A subject prefix is one or more non-empty tokens separated by \".\".")));
+}
+
+/*
+ * Apply a jsonb object of stream options to config, rejecting unknown
+ * options and invalid values.  Values must be JSON strings.
+ */
+void
+pgs_apply_options(PgsStreamConfig *config, Jsonb *options)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	char	   *key = NULL;
+
+	if (!JB_ROOT_IS_OBJECT(options))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("stream options must be a JSON object")));
+
+	it = JsonbIteratorInit(&options->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		char	   *value;
+
+		if (tok == WJB_KEY)
+		{
+			key = pnstrdup(v.val.string.val, v.val.string.len);
+			continue;
+		}
+		if (tok != WJB_VALUE)
+			continue;
+		if (v.type != jbvString)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("value of stream option \"%s\" must be a string", key)));
+		value = pnstrdup(v.val.string.val, v.val.string.len);
+
+		if (strcmp(key, "value_mode") == 0)
+		{
+			if (!pgs_value_mode_from_name(value, &config->fmt.value_mode))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("invalid value for stream option \"%s\": \"%s\"",
+								key, value),
+						 errhint("Valid values are: %s.", "typed, text")));
+		}
+		else if (strcmp(key, "subject_prefix") == 0)
+		{
+			validate_subject_prefix(value);
+			config->fmt.subject_prefix = value;
+		}
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unrecognized stream option \"%s\"", key),
+					 errhint("Valid options are: %s.", "subject_prefix, value_mode")));
+	}
+}
+
+/* Build a config from the current SPI result row */
+static PgsStreamConfig *
+config_from_row(HeapTuple tuple, TupleDesc desc)
+{
+	PgsStreamConfig *config = palloc0(sizeof(PgsStreamConfig));
+	bool		isnull;
+
+	pgs_config_defaults(config);
+	config->id = DatumGetInt32(SPI_getbinval(tuple, desc, 1, &isnull));
+	config->name = SPI_getvalue(tuple, desc, 2);
+	config->publication = SPI_getvalue(tuple, desc, 3);
+	config->slot_name = SPI_getvalue(tuple, desc, 4);
+	config->targets = pgs_parse_targets(DatumGetArrayTypeP(SPI_getbinval(tuple, desc, 5, &isnull)));
+	config->fmt.format = pgs_parse_format(SPI_getvalue(tuple, desc, 6));
+	pgs_apply_options(config, DatumGetJsonbP(SPI_getbinval(tuple, desc, 7, &isnull)));
+	config->enabled = DatumGetBool(SPI_getbinval(tuple, desc, 8, &isnull));
+	return config;
+}
+
+static PgsStreamConfig *
+config_load(const char *where, Oid argtype, Datum arg)
+{
+	PgsStreamConfig *config = NULL;
+	MemoryContext caller_cxt = CurrentMemoryContext;
+	char	   *query;
+
+	query = psprintf("SELECT id, name, publication, slot_name, targets, format, options, enabled"
+					 " FROM pgoutput_stream.streams WHERE %s = $1", where);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args(query, 1, &argtype, &arg, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read stream configuration");
+	if (SPI_processed == 1)
+	{
+		MemoryContext spi_cxt = MemoryContextSwitchTo(caller_cxt);
+
+		config = config_from_row(SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
+		MemoryContextSwitchTo(spi_cxt);
+	}
+	SPI_finish();
+	return config;
+}
+
+/*
+ * Load a stream's configuration, or NULL if there is no such stream.  The
+ * caller has a transaction and snapshot; the result is allocated in the
+ * caller's memory context.
+ */
+PgsStreamConfig *
+pgs_config_load_by_id(int32 id)
+{
+	return config_load("id", INT4OID, Int32GetDatum(id));
+}
+
+PgsStreamConfig *
+pgs_config_load_by_name(const char *name)
+{
+	return config_load("name", TEXTOID, CStringGetTextDatum(name));
+}
+
+/*
+ * The publication_names option of pgoutput is parsed as a list of
+ * identifiers, so the name must be quoted as an identifier.
+ */
+char *
+pgs_publication_option(const char *pubname)
+{
+	return pstrdup(quote_identifier(pubname));
+}

@@ -1,0 +1,50 @@
+/*-------------------------------------------------------------------------
+ *
+ * stream_config.h
+ *		A stream's persistent configuration: validation and loading.
+ *
+ * Copyright (c) 2026, pgoutput_stream developers
+ *
+ * IDENTIFICATION
+ *		src/stream_config.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PGS_STREAM_CONFIG_H
+#define PGS_STREAM_CONFIG_H
+
+#include "utils/array.h"
+#include "utils/jsonb.h"
+
+#include "format.h"
+
+/* Longest stream name; leaves room for the "pgs_" slot name prefix */
+#define PGS_MAX_STREAM_NAME	48
+
+/* Targets, as bits */
+#define PGS_TARGET_LOG		(1 << 0)
+
+typedef struct PgsStreamConfig
+{
+	int32		id;
+	char	   *name;
+	char	   *publication;
+	char	   *slot_name;
+	int			targets;		/* PGS_TARGET_* bits */
+	PgsFormatOptions fmt;
+	bool		enabled;
+} PgsStreamConfig;
+
+extern void pgs_validate_stream_name(const char *name);
+extern void pgs_validate_publication(const char *pubname);
+extern int	pgs_parse_targets(ArrayType *targets);
+extern PgsFormat pgs_parse_format(const char *name);
+extern void pgs_apply_options(PgsStreamConfig *config, Jsonb *options);
+extern void pgs_config_defaults(PgsStreamConfig *config);
+
+extern PgsStreamConfig *pgs_config_load_by_id(int32 id);
+extern PgsStreamConfig *pgs_config_load_by_name(const char *name);
+
+extern char *pgs_publication_option(const char *pubname);
+
+#endif							/* PGS_STREAM_CONFIG_H */

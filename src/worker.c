@@ -1,0 +1,465 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.c
+ *		The stream worker: decodes its slot and delivers every event.
+ *
+ * One worker serves one stream.  It connects to the stream's database,
+ * loads the stream's row (before touching the slot: while it holds the
+ * slot, the process is marked PROC_IN_LOGICAL_DECODING and must not read
+ * user tables), claims the stream's entry in the shared registry (which is
+ * what prevents two workers for one stream), acquires the slot and
+ * decodes it for the rest of its life.
+ *
+ * Delivery rule (DESIGN.md §3): the slot is confirmed to a transaction's
+ * commit end LSN only once every target acknowledged that transaction and
+ * every earlier one; with nothing in flight, to the end of decoded WAL, so
+ * an idle stream never pins WAL.
+ *
+ * Errors end the worker; the postmaster starts it again after
+ * pgoutput_stream.restart_delay and decoding resumes from the slot.
+ * Conditions that cannot heal by restarting (publication dropped, slot
+ * invalidated, wal_level too low) put the stream in state "failed" and
+ * end the worker with exit code 0, which is not restarted.
+ *
+ * Copyright (c) 2026, pgoutput_stream developers
+ *
+ * IDENTIFICATION
+ *		src/worker.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/transam.h"
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/pg_publication.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "replication/slot.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lmgr.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "compat.h"
+#include "decoder.h"
+#include "format.h"
+#include "guc.h"
+#include "shmem.h"
+#include "sink.h"
+#include "stream_config.h"
+#include "worker.h"
+
+#define PGS_MAX_SINKS		4
+#define PGS_RECORDS_PER_BATCH	4096
+
+typedef struct PgsWorkerState
+{
+	PgsStreamConfig *config;
+	PgsStreamSlot *entry;
+	PgsSink    *sinks[PGS_MAX_SINKS];
+	int			nsinks;
+
+	MemoryContext event_cxt;	/* reset after every event */
+	StringInfoData subject;
+	StringInfoData payload;
+	int			seq;			/* position of the next event in its
+								 * transaction */
+
+	/* counters not yet published to the registry */
+	uint64		transactions;
+	uint64		events;
+	uint64		bytes;
+} PgsWorkerState;
+
+static PgsWorkerState worker;
+static bool worker_failed = false;
+
+/*
+ * Runs last among the exit callbacks (it is registered before the
+ * connection is made), after the transaction was aborted and the slot
+ * released, so that a worker claiming the entry next finds the slot free.
+ */
+static void
+worker_on_exit(int code pg_attribute_unused(), Datum arg pg_attribute_unused())
+{
+	int			i;
+
+	for (i = 0; i < worker.nsinks; i++)
+		worker.sinks[i]->shutdown(worker.sinks[i]);
+	if (worker.entry != NULL)
+		pgs_shmem_release(worker.entry, worker_failed);
+}
+
+/*
+ * End the worker because the stream cannot continue without the operator:
+ * record why, and exit with code 0 so that it is not restarted.
+ */
+static void
+worker_fail(const char *message, const char *hint)
+{
+	ereport(LOG,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("stream \"%s\" failed: %s", worker.config->name, message),
+			 hint ? errhint("%s", hint) : 0));
+	if (worker.entry != NULL)
+		pgs_shmem_set_error(worker.entry, message);
+	worker_failed = true;
+	proc_exit(0);
+}
+
+/*
+ * pgoutput renders values with this process's settings; fix them so that
+ * payloads do not depend on postgresql.conf (reference pg-decoding.md §5.4).
+ */
+static void
+set_output_settings(void)
+{
+	SetConfigOption("DateStyle", "ISO", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("IntervalStyle", "postgres", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("TimeZone", "UTC", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("extra_float_digits", "3", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("bytea_output", "hex", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("client_encoding", GetDatabaseEncodingName(),
+					PGC_SUSET, PGC_S_OVERRIDE);
+}
+
+/*
+ * A worker registered by create_stream() or start_stream() starts before
+ * that transaction ends; wait for it, and leave if it rolled back.
+ */
+static void
+wait_for_starting_transaction(TransactionId xid)
+{
+	bool		committed;
+
+	if (!TransactionIdIsValid(xid))
+		return;
+
+	StartTransactionCommand();
+	XactLockTableWait(xid, NULL, NULL, XLTW_None);
+	CommitTransactionCommand();
+
+	/* a very old xid comes from a restart of a long-running worker */
+	if (TransactionIdPrecedes(xid, pgs_oldest_clog_xid()))
+		return;
+	committed = TransactionIdDidCommit(xid);
+	if (!committed)
+		proc_exit(0);
+}
+
+/* Hand one event to every target */
+static void
+emit_event(const PgsEvent *ev, void *arg pg_attribute_unused())
+{
+	MemoryContext old;
+	int			i;
+
+	if (ev->kind == PGS_EVENT_BEGIN)
+		worker.seq = 0;
+
+	old = MemoryContextSwitchTo(worker.event_cxt);
+	resetStringInfo(&worker.subject);
+	resetStringInfo(&worker.payload);
+	pgs_format_subject(&worker.subject, &worker.config->fmt, ev);
+	if (pgs_format_payload(&worker.payload, &worker.config->fmt, ev))
+	{
+		PgsOutput	out;
+
+		out.event = ev;
+		out.subject = worker.subject.data;
+		out.payload = worker.payload.data;
+		out.payload_len = worker.payload.len;
+		out.seq = worker.seq++;
+		for (i = 0; i < worker.nsinks; i++)
+			worker.sinks[i]->send(worker.sinks[i], &out);
+		worker.events++;
+		worker.bytes += worker.payload.len;
+	}
+	if (ev->kind == PGS_EVENT_COMMIT)
+	{
+		for (i = 0; i < worker.nsinks; i++)
+			worker.sinks[i]->end_transaction(worker.sinks[i], ev->end_lsn);
+		worker.transactions++;
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(worker.event_cxt);
+}
+
+/*
+ * The position the slot may be confirmed to: the end of decoded WAL if no
+ * target waits for an acknowledgement, else the oldest acknowledged end
+ * LSN among the targets.
+ */
+static XLogRecPtr
+deliverable_position(PgsDecoder *decoder)
+{
+	XLogRecPtr	result = pgs_decoder_position(decoder);
+	int			i;
+
+	for (i = 0; i < worker.nsinks; i++)
+	{
+		PgsSink    *sink = worker.sinks[i];
+
+		sink->poll(sink);
+		if (!sink->idle(sink))
+		{
+			XLogRecPtr	acked = sink->acked_lsn(sink);
+
+			if (acked < result)
+				result = acked;
+		}
+	}
+	return result;
+}
+
+/* Publish progress to the shared registry */
+static void
+report_progress(PgsDecoder *decoder)
+{
+	PgsStreamSlot *entry = worker.entry;
+
+	SpinLockAcquire(&entry->mutex);
+	entry->decoded_lsn = pgs_decoder_position(decoder);
+	entry->confirmed_lsn = pgs_decoder_confirmed();
+	entry->transactions += worker.transactions;
+	entry->events += worker.events;
+	entry->bytes += worker.bytes;
+	SpinLockRelease(&entry->mutex);
+	worker.transactions = worker.events = worker.bytes = 0;
+}
+
+static bool
+stop_requested(void)
+{
+	bool		result;
+
+	SpinLockAcquire(&worker.entry->mutex);
+	result = worker.entry->stop_requested;
+	SpinLockRelease(&worker.entry->mutex);
+	return result;
+}
+
+/*
+ * Decode and deliver until asked to stop.
+ */
+static void
+run_stream(void)
+{
+	PgsDecoder *decoder;
+	TimestampTz last_save = GetCurrentTimestamp();
+
+	worker.event_cxt = AllocSetContextCreate(CurrentMemoryContext,
+											 "pgoutput_stream event",
+											 ALLOCSET_DEFAULT_SIZES);
+	initStringInfo(&worker.subject);
+	initStringInfo(&worker.payload);
+	if (worker.config->targets & PGS_TARGET_LOG)
+		worker.sinks[worker.nsinks++] = pgs_sink_log_create(worker.config);
+
+	(void) pgs_decoder_ensure_slot(worker.config);
+	pgs_decoder_wait_for_slot(worker.config->slot_name);
+	decoder = pgs_decoder_start(worker.config, emit_event, NULL);
+	if (decoder == NULL)
+		worker_fail(psprintf("replication slot \"%s\" was invalidated",
+							 worker.config->slot_name),
+					"The WAL the slot needed was removed, so events were lost. Drop the stream and create it again.");
+
+	pgs_shmem_set_state(worker.entry, PGS_STATE_STREAMING);
+	pgstat_report_activity(STATE_RUNNING, "streaming");
+	ereport(LOG,
+			(errmsg("stream \"%s\" started streaming from replication slot \"%s\" at %X/%X",
+					worker.config->name, worker.config->slot_name,
+					LSN_FORMAT_ARGS(pgs_decoder_confirmed()))));
+
+	for (;;)
+	{
+		XLogRecPtr	wal_end;
+		bool		caught_up;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		if (stop_requested())
+		{
+			pgs_decoder_confirm(deliverable_position(decoder));
+			pgs_decoder_save();
+			report_progress(decoder);
+			ereport(LOG,
+					(errmsg("stream \"%s\" stopped at %X/%X",
+							worker.config->name,
+							LSN_FORMAT_ARGS(pgs_decoder_confirmed()))));
+			proc_exit(0);
+		}
+
+		wal_end = pgs_wal_end();
+		caught_up = pgs_decoder_read(decoder, wal_end, PGS_RECORDS_PER_BATCH);
+
+		pgs_decoder_confirm(deliverable_position(decoder));
+		if (TimestampDifferenceExceeds(last_save, GetCurrentTimestamp(),
+									   pgs_slot_save_interval))
+		{
+			pgs_decoder_save();
+			last_save = GetCurrentTimestamp();
+		}
+		report_progress(decoder);
+
+		if (caught_up)
+		{
+			long		timeout = pgs_wakeup_interval;
+
+			/*
+			 * A commit that woke us may not be flushed yet (asynchronous
+			 * commit); look again soon rather than after the full interval.
+			 */
+			if (pg_atomic_read_u64(&pgs_shared->latest_commit_end) > wal_end)
+				timeout = Min(timeout, 10);
+
+			pgstat_report_stat(false);
+			(void) WaitLatch(MyLatch,
+							 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 timeout, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+		}
+	}
+}
+
+/*
+ * Read the stream's row and check what restarting cannot fix.
+ */
+static void
+load_stream(int32 stream_id, MemoryContext cxt)
+{
+	MemoryContext old;
+	bool		publication_exists;
+
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	old = MemoryContextSwitchTo(cxt);
+	worker.config = pgs_config_load_by_id(stream_id);
+	MemoryContextSwitchTo(old);
+	publication_exists = worker.config != NULL &&
+		GetPublicationByName(worker.config->publication, true) != NULL;
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+
+	/* dropped or stopped meanwhile: nothing to do */
+	if (worker.config == NULL || !worker.config->enabled)
+		proc_exit(0);
+	if (!publication_exists)
+		worker.config->enabled = false; /* reported once the entry is ours */
+}
+
+/*
+ * Claim the stream's registry entry, waiting for a worker that is still
+ * stopping.  Leaves if another worker keeps serving the stream.
+ */
+static void
+claim_entry(Oid dboid, int32 stream_id)
+{
+	int			waited_ms = 0;
+
+	for (;;)
+	{
+		bool		busy;
+
+		worker.entry = pgs_shmem_claim(dboid, stream_id, worker.config->name, &busy);
+		if (worker.entry != NULL)
+			return;
+		if (!busy)
+		{
+			ereport(LOG,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("stream \"%s\" cannot start: too many streams are running",
+							worker.config->name),
+					 errhint("Increase \"pgoutput_stream.max_streams\".")));
+			proc_exit(0);
+		}
+		if (waited_ms >= 30000)
+		{
+			ereport(DEBUG1,
+					(errmsg("stream \"%s\" is served by another worker",
+							worker.config->name)));
+			proc_exit(0);
+		}
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 50, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		waited_ms += 50;
+	}
+}
+
+void
+pgoutput_stream_worker_main(Datum main_arg)
+{
+	int32		stream_id = DatumGetInt32(main_arg);
+	PgsWorkerArgs args;
+	MemoryContext worker_cxt;
+
+	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
+	before_shmem_exit(worker_on_exit, (Datum) 0);
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	BackgroundWorkerInitializeConnectionByOid(args.dboid, InvalidOid,
+											  PGS_BGWORKER_BYPASS_FLAGS);
+	set_output_settings();
+
+	worker_cxt = AllocSetContextCreate(TopMemoryContext,
+									   "pgoutput_stream worker",
+									   ALLOCSET_DEFAULT_SIZES);
+	MemoryContextSwitchTo(worker_cxt);
+
+	wait_for_starting_transaction(args.wait_xid);
+	load_stream(stream_id, worker_cxt);
+	claim_entry(args.dboid, stream_id);
+
+	{
+		char		appname[NAMEDATALEN];
+
+		snprintf(appname, sizeof(appname), "pgoutput_stream %s", worker.config->name);
+		pgstat_report_appname(appname);
+	}
+
+	if (!worker.config->enabled)
+		worker_fail(psprintf("publication \"%s\" does not exist",
+							 worker.config->publication),
+					"Create the publication again, then call pgoutput_stream.start_stream().");
+	if (wal_level < WAL_LEVEL_LOGICAL)
+		worker_fail("logical decoding requires \"wal_level\" >= \"logical\"",
+					"Set \"wal_level\" to \"logical\" and restart the server.");
+
+	PG_TRY();
+	{
+		run_stream();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		/* keep the message for stream_status, then let the error end us */
+		HOLD_INTERRUPTS();
+		MemoryContextSwitchTo(worker_cxt);
+		edata = CopyErrorData();
+		pgs_shmem_set_error(worker.entry, edata->message);
+		RESUME_INTERRUPTS();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+}
