@@ -65,6 +65,7 @@ typedef enum PgsPendingKind
 typedef struct PgsPending
 {
 	PgsPendingKind kind;
+	SubTransactionId subid;		/* subtransaction that queued it */
 	Oid			dboid;
 	int32		stream_id;
 	char		name[NAMEDATALEN];
@@ -73,50 +74,95 @@ typedef struct PgsPending
 static List *pending_actions = NIL;
 static bool xact_callback_registered = false;
 
+/*
+ * Carry out one action whose transaction (or subtransaction) ended.
+ */
+static void
+run_action(PgsPending *action, bool commit)
+{
+	if (commit && action->kind == PGS_PENDING_STOP)
+		(void) pgs_shmem_request_stop(action->dboid, action->stream_id);
+	else if (commit && action->kind == PGS_PENDING_FORGET)
+		pgs_shmem_forget(action->dboid, action->stream_id);
+	else if (!commit && action->kind == PGS_PENDING_RESTART)
+		(void) pgs_worker_register(action->dboid, action->stream_id,
+								   action->name, InvalidTransactionId);
+	else if (!commit && action->kind == PGS_PENDING_DROP_SLOT)
+	{
+		/* an error here must not turn the abort into a PANIC */
+		PG_TRY();
+		{
+			if (MyReplicationSlot == NULL &&
+				SearchNamedReplicationSlot(action->name, true) != NULL)
+				ReplicationSlotDrop(action->name, true);
+		}
+		PG_CATCH();
+		{
+			FlushErrorState();
+			ereport(WARNING,
+					(errmsg("could not drop replication slot \"%s\" created by the aborted transaction",
+							action->name),
+					 errhint("Drop it with pg_drop_replication_slot().")));
+		}
+		PG_END_TRY();
+	}
+}
+
 static void
 run_pending_actions(XactEvent event, void *arg pg_attribute_unused())
 {
 	ListCell   *lc;
+	bool		commit;
 
-	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
-		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT)
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT)
+		commit = true;
+	else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		commit = false;
+	else
 		return;
 
 	foreach(lc, pending_actions)
-	{
-		PgsPending *action = (PgsPending *) lfirst(lc);
-		bool		commit = (event == XACT_EVENT_COMMIT ||
-							  event == XACT_EVENT_PARALLEL_COMMIT);
-
-		if (commit && action->kind == PGS_PENDING_STOP)
-			(void) pgs_shmem_request_stop(action->dboid, action->stream_id);
-		else if (commit && action->kind == PGS_PENDING_FORGET)
-			pgs_shmem_forget(action->dboid, action->stream_id);
-		else if (!commit && action->kind == PGS_PENDING_RESTART)
-			(void) pgs_worker_register(action->dboid, action->stream_id,
-									   action->name, InvalidTransactionId);
-		else if (!commit && action->kind == PGS_PENDING_DROP_SLOT)
-		{
-			/* an error here must not turn the abort into a PANIC */
-			PG_TRY();
-			{
-				if (MyReplicationSlot == NULL &&
-					SearchNamedReplicationSlot(action->name, true) != NULL)
-					ReplicationSlotDrop(action->name, true);
-			}
-			PG_CATCH();
-			{
-				FlushErrorState();
-				ereport(WARNING,
-						(errmsg("could not drop replication slot \"%s\" created by the aborted transaction",
-								action->name),
-						 errhint("Drop it with pg_drop_replication_slot().")));
-			}
-			PG_END_TRY();
-		}
-	}
+		run_action((PgsPending *) lfirst(lc), commit);
 	list_free_deep(pending_actions);
 	pending_actions = NIL;
+}
+
+/*
+ * A subtransaction that aborts undoes its actions at once (a slot created
+ * inside a failed savepoint or PL/pgSQL exception block must not survive
+ * the top-level commit); one that commits hands them to its parent.
+ */
+static void
+run_pending_subactions(SubXactEvent event, SubTransactionId mySubid,
+					   SubTransactionId parentSubid,
+					   void *arg pg_attribute_unused())
+{
+	ListCell   *lc;
+
+	if (event == SUBXACT_EVENT_COMMIT_SUB)
+	{
+		foreach(lc, pending_actions)
+		{
+			PgsPending *action = (PgsPending *) lfirst(lc);
+
+			if (action->subid == mySubid)
+				action->subid = parentSubid;
+		}
+	}
+	else if (event == SUBXACT_EVENT_ABORT_SUB)
+	{
+		foreach(lc, pending_actions)
+		{
+			PgsPending *action = (PgsPending *) lfirst(lc);
+
+			if (action->subid == mySubid)
+			{
+				run_action(action, false);
+				pending_actions = foreach_delete_current(pending_actions, lc);
+				pfree(action);
+			}
+		}
+	}
 }
 
 static void
@@ -126,6 +172,7 @@ add_pending(PgsPendingKind kind, int32 stream_id, const char *name)
 	PgsPending *action = palloc0(sizeof(PgsPending));
 
 	action->kind = kind;
+	action->subid = GetCurrentSubTransactionId();
 	action->dboid = MyDatabaseId;
 	action->stream_id = stream_id;
 	strlcpy(action->name, name, NAMEDATALEN);
@@ -135,6 +182,7 @@ add_pending(PgsPendingKind kind, int32 stream_id, const char *name)
 	if (!xact_callback_registered)
 	{
 		RegisterXactCallback(run_pending_actions, NULL);
+		RegisterSubXactCallback(run_pending_subactions, NULL);
 		xact_callback_registered = true;
 	}
 }

@@ -1,0 +1,114 @@
+-- Bad input: a clear error with an errcode, and nothing half-created
+\set VERBOSITY terse
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS pgoutput_stream;
+RESET client_min_messages;
+CREATE TABLE err_t (id int PRIMARY KEY);
+CREATE PUBLICATION err_pub FOR TABLE err_t;
+CREATE ROLE err_user LOGIN;
+
+-- run a statement, return its SQLSTATE and message
+CREATE FUNCTION try(sql text) RETURNS text
+LANGUAGE plpgsql AS $$
+BEGIN
+	EXECUTE sql;
+	RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+	RETURN SQLSTATE || ': ' || SQLERRM;
+END
+$$;
+
+-- what must stay untouched by every failed call
+CREATE VIEW leftovers AS
+SELECT (SELECT count(*) FROM pgoutput_stream.streams) AS streams,
+       (SELECT count(*) FROM pg_replication_slots) AS slots;
+
+SELECT pgoutput_stream.create_stream('err_ok', 'err_pub', start => false);
+SELECT * FROM leftovers;
+
+-- names
+SELECT try($$SELECT pgoutput_stream.create_stream(NULL, 'err_pub')$$);
+SELECT try($$SELECT pgoutput_stream.create_stream('', 'err_pub')$$);
+SELECT try($$SELECT pgoutput_stream.create_stream('Upper', 'err_pub')$$);
+SELECT try($$SELECT pgoutput_stream.create_stream('has space', 'err_pub')$$);
+SELECT try($$SELECT pgoutput_stream.create_stream('quo''te', 'err_pub')$$);
+SELECT try($$SELECT pgoutput_stream.create_stream('x); DROP TABLE err_t; --', 'err_pub')$$);
+SELECT try($$SELECT pgoutput_stream.create_stream(repeat('a', 49), 'err_pub')$$);
+SELECT try($$SELECT pgoutput_stream.create_stream('err_ok', 'err_pub')$$);
+SELECT try($$SELECT pgoutput_stream.create_stream('err_x', 'err_pub', slot => 'Bad-Slot')$$);
+SELECT try($$SELECT pgoutput_stream.create_stream('err_x', 'err_pub', slot => repeat('s', 64))$$);
+SELECT try($$SELECT pgoutput_stream.create_stream('err_x', 'err_pub', slot => 'pgs_err_ok')$$);
+-- publication
+SELECT try($$SELECT pgoutput_stream.create_stream('err_x', NULL)$$);
+SELECT try($$SELECT pgoutput_stream.create_stream('err_x', 'no_such_pub')$$);
+SELECT try($$SELECT pgoutput_stream.create_stream('err_x', '')$$);
+SELECT try($$SELECT pgoutput_stream.create_stream('err_x', repeat('p', 64))$$);
+-- targets
+SELECT try($$SELECT pgoutput_stream.create_stream('err_x', 'err_pub', targets => NULL)$$);
+SELECT try($$SELECT pgoutput_stream.create_stream('err_x', 'err_pub', targets => '{}')$$);
+SELECT try($$SELECT pgoutput_stream.create_stream('err_x', 'err_pub', targets => '{stdout}')$$);
+SELECT try($$SELECT pgoutput_stream.create_stream('err_x', 'err_pub', targets => '{log,log}')$$);
+SELECT try($$SELECT pgoutput_stream.create_stream('err_x', 'err_pub', targets => '{log,NULL}')$$);
+SELECT try($$SELECT pgoutput_stream.create_stream('err_x', 'err_pub', targets => '{{log}}')$$);
+-- format
+SELECT try($$SELECT pgoutput_stream.create_stream('err_x', 'err_pub', format => NULL)$$);
+SELECT try($$SELECT pgoutput_stream.create_stream('err_x', 'err_pub', format => 'JSON')$$);
+SELECT try($$SELECT pgoutput_stream.create_stream('err_x', 'err_pub', format => 'avro')$$);
+-- options
+SELECT try($$SELECT pgoutput_stream.create_stream('err_x', 'err_pub', options => NULL)$$);
+SELECT try($$SELECT pgoutput_stream.create_stream('err_x', 'err_pub', options => '[]')$$);
+SELECT try($$SELECT pgoutput_stream.create_stream('err_x', 'err_pub', options => '{"nats_url": "nats://x"}')$$);
+SELECT try($$SELECT pgoutput_stream.create_stream('err_x', 'err_pub', options => '{"value_mode": "binary"}')$$);
+SELECT try($$SELECT pgoutput_stream.create_stream('err_x', 'err_pub', options => '{"value_mode": 1}')$$);
+SELECT try($$SELECT pgoutput_stream.create_stream('err_x', 'err_pub', options => '{"subject_prefix": "a.*"}')$$);
+SELECT try($$SELECT pgoutput_stream.create_stream('err_x', 'err_pub', options => '{"subject_prefix": "a..b"}')$$);
+SELECT try($$SELECT pgoutput_stream.create_stream('err_x', 'err_pub', options => '{"subject_prefix": "a b"}')$$);
+SELECT try($$SELECT pgoutput_stream.create_stream('err_x', 'err_pub', options => '{"subject_prefix": ""}')$$);
+SELECT try($$SELECT pgoutput_stream.create_stream('err_x', 'err_pub', start => NULL)$$);
+-- a slot cannot be created in a transaction that already wrote
+BEGIN;
+INSERT INTO err_t VALUES (1);
+SELECT pgoutput_stream.create_stream('err_x', 'err_pub');
+ROLLBACK;
+SELECT * FROM leftovers;
+
+-- the other functions
+SELECT try($$SELECT pgoutput_stream.start_stream('no_such_stream')$$);
+SELECT try($$SELECT pgoutput_stream.stop_stream('no_such_stream')$$);
+SELECT try($$SELECT pgoutput_stream.drop_stream('no_such_stream')$$);
+SELECT try($$SELECT pgoutput_stream.alter_stream('no_such_stream', format => 'text')$$);
+SELECT try($$SELECT pgoutput_stream.start_stream(NULL)$$);
+SELECT try($$SELECT pgoutput_stream.drop_stream('err_ok', drop_slot => NULL)$$);
+SELECT try($$SELECT pgoutput_stream.alter_stream('err_ok', targets => '{feldera}')$$);
+SELECT try($$SELECT pgoutput_stream.alter_stream('err_ok', format => 'yaml')$$);
+SELECT try($$SELECT pgoutput_stream.alter_stream('err_ok', options => '{"bogus": "1"}')$$);
+SELECT try($$SELECT * FROM pgoutput_stream.peek('no_such_stream', 1)$$);
+SELECT try($$SELECT * FROM pgoutput_stream.peek('err_ok', -1)$$);
+SELECT try($$SELECT * FROM pgoutput_stream.peek('err_ok', NULL)$$);
+SELECT try($$SELECT * FROM pgoutput_stream.peek(NULL, 1)$$);
+SELECT format, options FROM pgoutput_stream.streams WHERE name = 'err_ok';
+SELECT * FROM leftovers;
+
+-- callers without the right: PUBLIC has no EXECUTE, and a grant does not
+-- hand the right on, because the functions require a superuser
+SET ROLE err_user;
+SELECT try($$SELECT pgoutput_stream.create_stream('err_x', 'err_pub')$$);
+SELECT try($$SELECT * FROM pgoutput_stream.stream_status$$);
+RESET ROLE;
+GRANT USAGE ON SCHEMA pgoutput_stream TO err_user;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA pgoutput_stream TO err_user;
+SET ROLE err_user;
+SELECT try($$SELECT pgoutput_stream.create_stream('err_x', 'err_pub')$$);
+SELECT try($$SELECT pgoutput_stream.stop_stream('err_ok')$$);
+SELECT try($$SELECT pgoutput_stream.start_stream('err_ok')$$);
+SELECT try($$SELECT pgoutput_stream.alter_stream('err_ok', format => 'text')$$);
+SELECT try($$SELECT pgoutput_stream.drop_stream('err_ok')$$);
+SELECT try($$SELECT * FROM pgoutput_stream.peek('err_ok', 1)$$);
+RESET ROLE;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA pgoutput_stream FROM err_user;
+REVOKE ALL ON SCHEMA pgoutput_stream FROM err_user;
+SELECT * FROM leftovers;
+
+SELECT pgoutput_stream.drop_stream('err_ok');
+DROP ROLE err_user;
+SELECT * FROM leftovers;

@@ -1,0 +1,75 @@
+-- Catalog objects and privileges, with pgTAP
+\set VERBOSITY terse
+\set QUIET on
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS pgtap;
+CREATE EXTENSION IF NOT EXISTS pgoutput_stream;
+RESET client_min_messages;
+CREATE ROLE tap_user LOGIN;
+CREATE ROLE tap_monitor LOGIN;
+
+SELECT plan(27);
+
+SELECT has_schema('pgoutput_stream');
+SELECT has_table('pgoutput_stream', 'streams', 'streams table exists');
+SELECT has_view('pgoutput_stream', 'stream_status', 'stream_status view exists');
+SELECT columns_are('pgoutput_stream', 'stream_status', ARRAY[
+	'name', 'database', 'state', 'pid', 'publication', 'slot_name', 'targets',
+	'format', 'confirmed_lsn', 'decoded_lsn', 'lag_bytes', 'transactions',
+	'events', 'bytes', 'last_error', 'last_error_at', 'started_at', 'enabled']);
+SELECT has_function('pgoutput_stream', 'create_stream',
+	ARRAY['text', 'text', 'text', 'text[]', 'text', 'jsonb', 'boolean']);
+SELECT has_function('pgoutput_stream', 'start_stream', ARRAY['text']);
+SELECT has_function('pgoutput_stream', 'stop_stream', ARRAY['text']);
+SELECT has_function('pgoutput_stream', 'alter_stream', ARRAY['text', 'text[]', 'text', 'jsonb']);
+SELECT has_function('pgoutput_stream', 'drop_stream', ARRAY['text', 'boolean']);
+SELECT has_function('pgoutput_stream', 'peek', ARRAY['text', 'integer']);
+SELECT has_function('pgoutput_stream', 'worker_status', ARRAY[]::text[]);
+
+-- PUBLIC gets nothing
+SELECT schema_privs_are('pgoutput_stream', 'public', ARRAY[]::text[]);
+SELECT table_privs_are('pgoutput_stream', 'streams', 'public', ARRAY[]::text[]);
+SELECT table_privs_are('pgoutput_stream', 'stream_status', 'public', ARRAY[]::text[]);
+SELECT function_privs_are('pgoutput_stream', 'create_stream',
+	ARRAY['text', 'text', 'text', 'text[]', 'text', 'jsonb', 'boolean'], 'public', ARRAY[]::text[]);
+SELECT function_privs_are('pgoutput_stream', 'drop_stream', ARRAY['text', 'boolean'], 'public', ARRAY[]::text[]);
+SELECT function_privs_are('pgoutput_stream', 'peek', ARRAY['text', 'integer'], 'public', ARRAY[]::text[]);
+SELECT function_privs_are('pgoutput_stream', 'worker_status', ARRAY[]::text[], 'public', ARRAY[]::text[]);
+
+-- an ordinary role can do nothing
+SET ROLE tap_user;
+SELECT throws_ok($$SELECT pgoutput_stream.create_stream('tap_s', 'tap_pub')$$, '42501');
+SELECT throws_ok($$SELECT * FROM pgoutput_stream.stream_status$$, '42501');
+SELECT throws_ok($$SELECT * FROM pgoutput_stream.streams$$, '42501');
+RESET ROLE;
+
+-- granting EXECUTE does not hand on the right to manage streams
+GRANT USAGE ON SCHEMA pgoutput_stream TO tap_user;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA pgoutput_stream TO tap_user;
+SET ROLE tap_user;
+SELECT throws_ok($$SELECT pgoutput_stream.create_stream('tap_s', 'tap_pub')$$, '42501',
+	'permission denied to manage streams');
+SELECT throws_ok($$SELECT * FROM pgoutput_stream.peek('tap_s', 1)$$, '42501',
+	'permission denied to manage streams');
+RESET ROLE;
+
+-- the documented monitoring grant lets a role read stream_status only
+GRANT USAGE ON SCHEMA pgoutput_stream TO tap_monitor;
+GRANT SELECT ON pgoutput_stream.stream_status TO tap_monitor;
+GRANT EXECUTE ON FUNCTION pgoutput_stream.worker_status() TO tap_monitor;
+SET ROLE tap_monitor;
+SELECT lives_ok($$SELECT * FROM pgoutput_stream.stream_status$$, 'monitor reads stream_status');
+SELECT throws_ok($$SELECT pgoutput_stream.stop_stream('x')$$, '42501');
+SELECT throws_ok($$SELECT * FROM pgoutput_stream.streams$$, '42501');
+RESET ROLE;
+SELECT is(
+	(SELECT count(*)::int FROM pg_settings WHERE name LIKE 'pgoutput_stream.%'),
+	4, 'four settings');
+
+SELECT * FROM finish();
+
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA pgoutput_stream FROM tap_user, tap_monitor;
+REVOKE ALL ON pgoutput_stream.stream_status FROM tap_monitor;
+REVOKE ALL ON SCHEMA pgoutput_stream FROM tap_user, tap_monitor;
+DROP ROLE tap_user;
+DROP ROLE tap_monitor;
