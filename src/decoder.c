@@ -51,10 +51,15 @@
 List *
 pgs_decoder_options(const PgsStreamConfig *config)
 {
-	return list_make3(makeDefElem("proto_version", (Node *) makeString("1"), -1),
-					  makeDefElem("publication_names",
-								  (Node *) makeString(pgs_publication_option(config->publication)), -1),
-					  makeDefElem("messages", (Node *) makeString("true"), -1));
+	List	   *options = NIL;
+
+	options = lappend(options, makeDefElem("proto_version",
+										   (Node *) makeString("1"), -1));
+	options = lappend(options, makeDefElem("publication_names",
+										   (Node *) makeString(pgs_publication_option(config->publication)), -1));
+	options = lappend(options, makeDefElem("messages",
+										   (Node *) makeString("true"), -1));
+	return options;
 }
 
 /*

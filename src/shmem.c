@@ -142,18 +142,24 @@ free_entry(void)
  * Claim the entry of a stream for the calling worker.
  *
  * Returns the entry, or NULL with *busy = true if another live worker holds
- * it, or NULL with *busy = false if the registry is full.
+ * it (*holder_stopping tells whether that worker was asked to stop), or
+ * NULL with *busy = false if the registry is full.
  */
 PgsStreamSlot *
-pgs_shmem_claim(Oid dboid, int32 stream_id, const char *name, bool *busy)
+pgs_shmem_claim(Oid dboid, int32 stream_id, const char *name, bool *busy,
+				bool *holder_stopping)
 {
 	PgsStreamSlot *entry;
 
 	*busy = false;
+	*holder_stopping = false;
 	LWLockAcquire(pgs_shared->lock, LW_EXCLUSIVE);
 	entry = find_entry(dboid, stream_id);
 	if (entry != NULL && entry->pid != 0)
 	{
+		SpinLockAcquire(&entry->mutex);
+		*holder_stopping = entry->stop_requested;
+		SpinLockRelease(&entry->mutex);
 		LWLockRelease(pgs_shared->lock);
 		*busy = true;
 		return NULL;

@@ -80,7 +80,8 @@ extern PgsSharedState *pgs_shared;
 extern void pgs_shmem_init(void);
 
 extern PgsStreamSlot *pgs_shmem_claim(Oid dboid, int32 stream_id,
-									  const char *name, bool *busy);
+									  const char *name, bool *busy,
+									  bool *holder_stopping);
 extern void pgs_shmem_release(PgsStreamSlot *entry, bool failed);
 extern bool pgs_shmem_request_stop(Oid dboid, int32 stream_id);
 extern pid_t pgs_shmem_worker_pid(Oid dboid, int32 stream_id);

@@ -98,7 +98,7 @@ pgs_parse_targets(ArrayType *targets)
 	for (i = 0; i < nelems; i++)
 	{
 		char	   *name;
-		int			bit;
+		int			bit = 0;
 
 		if (nulls[i])
 			ereport(ERROR,

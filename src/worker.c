@@ -364,8 +364,10 @@ load_stream(int32 stream_id, MemoryContext cxt)
 }
 
 /*
- * Claim the stream's registry entry, waiting for a worker that is still
- * stopping.  Leaves if another worker keeps serving the stream.
+ * Claim the stream's registry entry.  A worker that is still stopping (a
+ * restart by start_stream() or alter_stream()) is waited for; a worker
+ * that keeps serving the stream (this one is a duplicate registration,
+ * e.g. by the launcher after a crash-restart) makes this one leave.
  */
 static void
 claim_entry(Oid dboid, int32 stream_id)
@@ -375,8 +377,10 @@ claim_entry(Oid dboid, int32 stream_id)
 	for (;;)
 	{
 		bool		busy;
+		bool		holder_stopping;
 
-		worker.entry = pgs_shmem_claim(dboid, stream_id, worker.config->name, &busy);
+		worker.entry = pgs_shmem_claim(dboid, stream_id, worker.config->name,
+									   &busy, &holder_stopping);
 		if (worker.entry != NULL)
 			return;
 		if (!busy)
@@ -388,7 +392,7 @@ claim_entry(Oid dboid, int32 stream_id)
 					 errhint("Increase \"pgoutput_stream.max_streams\".")));
 			proc_exit(0);
 		}
-		if (waited_ms >= 30000)
+		if (!holder_stopping || waited_ms >= 60000)
 		{
 			ereport(DEBUG1,
 					(errmsg("stream \"%s\" is served by another worker",
@@ -396,10 +400,10 @@ claim_entry(Oid dboid, int32 stream_id)
 			proc_exit(0);
 		}
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 50, PG_WAIT_EXTENSION);
+						 20, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
-		waited_ms += 50;
+		waited_ms += 20;
 	}
 }
 
