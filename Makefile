@@ -16,7 +16,8 @@ OBJS = \
 	src/stream_config.o \
 	src/sql_api.o \
 	src/peek.o \
-	src/wakeup.o
+	src/wakeup.o \
+	src/ddl_guard.o
 PGFILEDESC = "pgoutput_stream - stream row changes to NATS JetStream and Feldera"
 
 EXTENSION = pgoutput_stream

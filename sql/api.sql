@@ -153,3 +153,34 @@ SELECT pgoutput_stream.drop_stream('api_idle');
 SELECT count(*) AS streams FROM pgoutput_stream.stream_status;
 SELECT count(*) AS slots FROM pg_replication_slots WHERE slot_name LIKE 'pgs_api%';
 SELECT count(*) AS workers FROM pg_stat_activity WHERE backend_type = 'pgoutput_stream worker';
+
+-- a drop that rolls back keeps the stream, its slot and its worker
+SELECT pgoutput_stream.create_stream('api_keep', 'api_pub');
+SELECT wait_for_state('api_keep', 'streaming');
+BEGIN;
+SELECT pgoutput_stream.drop_stream('api_keep');
+SELECT count(*) AS rows_inside FROM pgoutput_stream.streams WHERE name = 'api_keep';
+ROLLBACK;
+SELECT count(*) AS slots FROM pg_replication_slots WHERE slot_name = 'pgs_api_keep';
+SELECT wait_for_state('api_keep', 'streaming');
+
+-- the extension's own table is never streamed, even FOR ALL TABLES
+CREATE PUBLICATION api_all FOR ALL TABLES;
+SELECT pgoutput_stream.create_stream('api_all_s', 'api_all', start => false);
+SELECT pgoutput_stream.alter_stream('api_all_s', options => '{"value_mode": "text"}');
+INSERT INTO api_t VALUES (10, 'ten');
+SELECT DISTINCT subject FROM pgoutput_stream.peek('api_all_s', 100)
+WHERE subject NOT LIKE '%.transactions.%' ORDER BY 1;
+
+-- DROP EXTENSION removes every stream with its worker and slot; a
+-- rollback keeps them
+BEGIN;
+DROP EXTENSION pgoutput_stream;
+ROLLBACK;
+SELECT count(*) AS slots FROM pg_replication_slots WHERE slot_name IN ('pgs_api_keep', 'pgs_api_all_s');
+SELECT wait_for_state('api_keep', 'streaming');
+DROP EXTENSION pgoutput_stream;
+SELECT count(*) AS slots FROM pg_replication_slots WHERE slot_name LIKE 'pgs_api%';
+SELECT count(*) AS workers FROM pg_stat_activity WHERE backend_type = 'pgoutput_stream worker';
+CREATE EXTENSION pgoutput_stream;
+DROP PUBLICATION api_all;

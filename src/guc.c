@@ -62,7 +62,7 @@ pgs_guc_init(void)
 
 	DefineCustomIntVariable("pgoutput_stream.slot_save_interval",
 							gettext_noop("How often a stream worker writes its slot's confirmed position to disk."),
-							gettext_noop("After a crash, delivery resumes from the last saved position; targets drop the repeated events."),
+							gettext_noop("After a crash, delivery resumes from the last saved position, so events after it are delivered again."),
 							&pgs_slot_save_interval,
 							5000, 100, 3600 * 1000,
 							PGC_SIGHUP,

@@ -20,6 +20,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 
+#include "ddl_guard.h"
 #include "guc.h"
 #include "shmem.h"
 #include "wakeup.h"
@@ -42,4 +43,5 @@ _PG_init(void)
 	pgs_shmem_init();
 	pgs_wakeup_init();
 	pgs_launcher_register();
+	pgs_ddl_guard_init();
 }

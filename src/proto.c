@@ -93,6 +93,17 @@ remember_relation(PgsProtoState *state, LogicalRepRelation *remote)
 	return rel;
 }
 
+/*
+ * The extension's own table is never streamed: a publication FOR ALL
+ * TABLES includes it, but its changes are the streams' configuration,
+ * not application data.
+ */
+static bool
+is_internal(const PgsRelation *rel)
+{
+	return strcmp(rel->nspname, "pgoutput_stream") == 0;
+}
+
 static PgsRelation *
 lookup_relation(PgsProtoState *state, LogicalRepRelId relid)
 {
@@ -212,7 +223,8 @@ pgs_proto_read(PgsProtoState *state, XLogRecPtr lsn, TransactionId xid,
 
 				init_event(state, &ev, PGS_EVENT_RELATION, lsn, xid);
 				ev.rel = remember_relation(state, remote);
-				state->callback(&ev, state->callback_arg);
+				if (!is_internal(ev.rel))
+					state->callback(&ev, state->callback_arg);
 				break;
 			}
 		case LOGICAL_REP_MSG_INSERT:
@@ -225,7 +237,8 @@ pgs_proto_read(PgsProtoState *state, XLogRecPtr lsn, TransactionId xid,
 				ev.rel = lookup_relation(state, relid);
 				check_tuple(ev.rel, &newtup);
 				ev.newtup = &newtup;
-				state->callback(&ev, state->callback_arg);
+				if (!is_internal(ev.rel))
+					state->callback(&ev, state->callback_arg);
 				break;
 			}
 		case LOGICAL_REP_MSG_UPDATE:
@@ -247,7 +260,8 @@ pgs_proto_read(PgsProtoState *state, XLogRecPtr lsn, TransactionId xid,
 					ev.oldtup = &oldtup;
 					ev.old_is_key = (kind == 'K');
 				}
-				state->callback(&ev, state->callback_arg);
+				if (!is_internal(ev.rel))
+					state->callback(&ev, state->callback_arg);
 				break;
 			}
 		case LOGICAL_REP_MSG_DELETE:
@@ -262,7 +276,8 @@ pgs_proto_read(PgsProtoState *state, XLogRecPtr lsn, TransactionId xid,
 				check_tuple(ev.rel, &oldtup);
 				ev.oldtup = &oldtup;
 				ev.old_is_key = (kind == 'K');
-				state->callback(&ev, state->callback_arg);
+				if (!is_internal(ev.rel))
+					state->callback(&ev, state->callback_arg);
 				break;
 			}
 		case LOGICAL_REP_MSG_TRUNCATE:
@@ -279,7 +294,8 @@ pgs_proto_read(PgsProtoState *state, XLogRecPtr lsn, TransactionId xid,
 					ev.rel = lookup_relation(state, lfirst_oid(lc));
 					ev.truncate_cascade = cascade;
 					ev.truncate_restart_seqs = restart_seqs;
-					state->callback(&ev, state->callback_arg);
+					if (!is_internal(ev.rel))
+						state->callback(&ev, state->callback_arg);
 				}
 				break;
 			}

@@ -59,6 +59,8 @@ typedef enum PgsPendingKind
 	PGS_PENDING_STOP,			/* at commit: stop the stream's worker */
 	PGS_PENDING_FORGET,			/* at commit: free the registry entry */
 	PGS_PENDING_DROP_SLOT,		/* at abort: drop a slot created here */
+	PGS_PENDING_DROP_SLOT_AT_COMMIT,	/* before commit: drop a dropped
+										 * stream's slot */
 	PGS_PENDING_RESTART			/* at abort: start a worker stopped here */
 } PgsPendingKind;
 
@@ -92,8 +94,10 @@ run_action(PgsPending *action, bool commit)
 		/* an error here must not turn the abort into a PANIC */
 		PG_TRY();
 		{
-			if (MyReplicationSlot == NULL &&
-				SearchNamedReplicationSlot(action->name, true) != NULL)
+			/* a slot creation that failed half-way still holds its slot */
+			if (MyReplicationSlot != NULL)
+				ReplicationSlotRelease();
+			if (SearchNamedReplicationSlot(action->name, true) != NULL)
 				ReplicationSlotDrop(action->name, true);
 		}
 		PG_CATCH();
@@ -114,6 +118,25 @@ run_pending_actions(XactEvent event, void *arg pg_attribute_unused())
 	ListCell   *lc;
 	bool		commit;
 
+	if (event == XACT_EVENT_PRE_COMMIT)
+	{
+		/*
+		 * Slots of dropped streams go just before the commit, so that an
+		 * error still aborts the transaction and a rollback keeps them.
+		 */
+		foreach(lc, pending_actions)
+		{
+			PgsPending *action = (PgsPending *) lfirst(lc);
+
+			if (action->kind == PGS_PENDING_DROP_SLOT_AT_COMMIT &&
+				SearchNamedReplicationSlot(action->name, true) != NULL)
+			{
+				pgs_decoder_wait_for_slot(action->name);
+				ReplicationSlotDrop(action->name, false);
+			}
+		}
+		return;
+	}
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT)
 		commit = true;
 	else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
@@ -334,6 +357,12 @@ pgoutput_stream_create_stream(PG_FUNCTION_ARGS)
 	start = PG_GETARG_BOOL(6);
 
 	/* everything that can be checked is checked before the slot exists */
+	if (GetTopTransactionIdIfAny() != InvalidTransactionId)
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("cannot create a stream in a transaction that has performed writes"),
+				 errdetail("Creating the stream's replication slot requires a transaction without writes."),
+				 errhint("Call create_stream() in its own transaction, or before any other change in the transaction.")));
 	(void) ReplicationSlotValidateName(slot_name, ERROR);
 	pgs_validate_publication(publication);
 	pgs_config_defaults(&config);
@@ -541,16 +570,62 @@ pgoutput_stream_alter_stream(PG_FUNCTION_ARGS)
 }
 
 /*
+ * Stop a stream's worker now and wait until it has released the slot.  If
+ * the transaction aborts, the worker is started again.
+ */
+static void
+stop_and_wait(const PgsStreamConfig *config)
+{
+	int			waited_ms = 0;
+
+	if (pgs_shmem_request_stop(MyDatabaseId, config->id) && config->enabled)
+		add_pending(PGS_PENDING_RESTART, config->id, config->name);
+	while (pgs_shmem_worker_pid(MyDatabaseId, config->id) != 0)
+	{
+		if (waited_ms >= 60000)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_IN_USE),
+					 errmsg("could not stop the worker of stream \"%s\"", config->name),
+					 errdetail("The worker did not stop within 60 seconds.")));
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 20, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		waited_ms += 20;
+	}
+	pgs_decoder_wait_for_slot(config->slot_name);
+}
+
+/*
+ * Remove a stream: stop its worker now, delete its row, and drop its slot
+ * (if drop_slot) just before the transaction commits.
+ */
+static void
+remove_stream(const PgsStreamConfig *config, bool drop_slot)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(config->id)};
+
+	stop_and_wait(config);
+	spi_connect();
+	spi_run("DELETE FROM pgoutput_stream.streams WHERE id = $1",
+			1, types, values, SPI_OK_DELETE);
+	SPI_finish();
+	if (drop_slot)
+		add_pending(PGS_PENDING_DROP_SLOT_AT_COMMIT, config->id, config->slot_name);
+	add_pending(PGS_PENDING_FORGET, config->id, config->name);
+}
+
+/*
  * drop_stream(name, drop_slot): stops the worker now (the slot cannot be
- * dropped while it is held), then deletes the stream and its slot.
+ * dropped while it is held), deletes the stream, and drops its slot when
+ * the transaction commits; a rollback restores the stream and its worker.
  */
 Datum
 pgoutput_stream_drop_stream(PG_FUNCTION_ARGS)
 {
 	char	   *name;
 	bool		drop_slot;
-	PgsStreamConfig *config;
-	int			waited_ms = 0;
 
 	pgs_check_manager();
 	name = text_arg(fcinfo, 0, "stream name");
@@ -559,45 +634,45 @@ pgoutput_stream_drop_stream(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("drop_slot must not be null")));
 	drop_slot = PG_GETARG_BOOL(1);
-	config = load_stream(name);
-
-	if (pgs_shmem_request_stop(MyDatabaseId, config->id) && config->enabled)
-		add_pending(PGS_PENDING_RESTART, config->id, name);
-	while (pgs_shmem_worker_pid(MyDatabaseId, config->id) != 0)
-	{
-		if (waited_ms >= 60000)
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_IN_USE),
-					 errmsg("could not stop the worker of stream \"%s\"", name),
-					 errdetail("The worker did not stop within 60 seconds.")));
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 20, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-		waited_ms += 20;
-	}
-
-	spi_connect();
-	{
-		Oid			types[1] = {INT4OID};
-		Datum		values[1] = {Int32GetDatum(config->id)};
-
-		spi_run("DELETE FROM pgoutput_stream.streams WHERE id = $1",
-				1, types, values, SPI_OK_DELETE);
-	}
-	if (drop_slot && SearchNamedReplicationSlot(config->slot_name, true) != NULL)
-	{
-		Oid			types[1] = {TEXTOID};
-		Datum		values[1] = {CStringGetTextDatum(config->slot_name)};
-
-		pgs_decoder_wait_for_slot(config->slot_name);
-		spi_run("SELECT pg_catalog.pg_drop_replication_slot($1::pg_catalog.name)",
-				1, types, values, SPI_OK_SELECT);
-	}
-	SPI_finish();
-	add_pending(PGS_PENDING_FORGET, config->id, name);
+	remove_stream(load_stream(name), drop_slot);
 
 	PG_RETURN_VOID();
+}
+
+/*
+ * Remove every stream of this database, with their slots.  Called when the
+ * extension is dropped: its table goes, and slots nobody reads would keep
+ * WAL forever.
+ */
+void
+pgs_remove_all_streams(void)
+{
+	List	   *ids = NIL;
+	ListCell   *lc;
+	uint64		i;
+
+	if (pgs_shared == NULL)
+		return;
+	spi_connect();
+	spi_run("SELECT id FROM pgoutput_stream.streams ORDER BY id", 0, NULL, NULL, SPI_OK_SELECT);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		MemoryContext old = MemoryContextSwitchTo(CurTransactionContext);
+
+		ids = lappend_int(ids, DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i],
+														  SPI_tuptable->tupdesc, 1, &isnull)));
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+
+	foreach(lc, ids)
+	{
+		PgsStreamConfig *config = pgs_config_load_by_id(lfirst_int(lc));
+
+		if (config != NULL)
+			remove_stream(config, true);
+	}
 }
 
 /*

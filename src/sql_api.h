@@ -14,5 +14,6 @@
 #define PGS_SQL_API_H
 
 extern void pgs_check_manager(void);
+extern void pgs_remove_all_streams(void);
 
 #endif							/* PGS_SQL_API_H */

@@ -34,6 +34,7 @@
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/pg_publication.h"
+#include "commands/extension.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -338,29 +339,33 @@ run_stream(void)
 }
 
 /*
- * Read the stream's row and check what restarting cannot fix.
+ * Read the stream's row and check what restarting cannot fix.  Returns
+ * false if there is nothing to do: the extension or the stream was dropped,
+ * or the stream was stopped.  Sets *publication_exists.
  */
-static void
-load_stream(int32 stream_id, MemoryContext cxt)
+static bool
+load_stream(int32 stream_id, MemoryContext cxt, bool *publication_exists)
 {
 	MemoryContext old;
-	bool		publication_exists;
+	PgsStreamConfig *config = NULL;
 
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	old = MemoryContextSwitchTo(cxt);
-	worker.config = pgs_config_load_by_id(stream_id);
-	MemoryContextSwitchTo(old);
-	publication_exists = worker.config != NULL &&
-		GetPublicationByName(worker.config->publication, true) != NULL;
+	if (OidIsValid(get_extension_oid("pgoutput_stream", true)))
+	{
+		old = MemoryContextSwitchTo(cxt);
+		config = pgs_config_load_by_id(stream_id);
+		MemoryContextSwitchTo(old);
+	}
+	*publication_exists = config != NULL &&
+		GetPublicationByName(config->publication, true) != NULL;
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 
-	/* dropped or stopped meanwhile: nothing to do */
-	if (worker.config == NULL || !worker.config->enabled)
-		proc_exit(0);
-	if (!publication_exists)
-		worker.config->enabled = false; /* reported once the entry is ours */
+	if (config == NULL || !config->enabled)
+		return false;
+	worker.config = config;
+	return true;
 }
 
 /*
@@ -413,6 +418,7 @@ pgoutput_stream_worker_main(Datum main_arg)
 	int32		stream_id = DatumGetInt32(main_arg);
 	PgsWorkerArgs args;
 	MemoryContext worker_cxt;
+	bool		publication_exists;
 
 	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
 	before_shmem_exit(worker_on_exit, (Datum) 0);
@@ -431,8 +437,21 @@ pgoutput_stream_worker_main(Datum main_arg)
 	MemoryContextSwitchTo(worker_cxt);
 
 	wait_for_starting_transaction(args.wait_xid);
-	load_stream(stream_id, worker_cxt);
+	if (!load_stream(stream_id, worker_cxt, &publication_exists))
+		proc_exit(0);
 	claim_entry(args.dboid, stream_id);
+
+	/*
+	 * A stop_stream() may have committed while this worker waited for the
+	 * entry: read the row again now that the entry is ours.
+	 */
+	if (!load_stream(stream_id, worker_cxt, &publication_exists))
+	{
+		SpinLockAcquire(&worker.entry->mutex);
+		worker.entry->stop_requested = true;
+		SpinLockRelease(&worker.entry->mutex);
+		proc_exit(0);
+	}
 
 	{
 		char		appname[NAMEDATALEN];
@@ -441,10 +460,10 @@ pgoutput_stream_worker_main(Datum main_arg)
 		pgstat_report_appname(appname);
 	}
 
-	if (!worker.config->enabled)
+	if (!publication_exists)
 		worker_fail(psprintf("publication \"%s\" does not exist",
 							 worker.config->publication),
-					"Create the publication again, then call pgoutput_stream.start_stream().");
+					"Create the publication again; if changes were written while it was missing, advance the slot past them with pg_replication_slot_advance() (their events are lost); then call pgoutput_stream.start_stream().");
 	if (wal_level < WAL_LEVEL_LOGICAL)
 		worker_fail("logical decoding requires \"wal_level\" >= \"logical\"",
 					"Set \"wal_level\" to \"logical\" and restart the server.");
@@ -462,6 +481,20 @@ pgoutput_stream_worker_main(Datum main_arg)
 		MemoryContextSwitchTo(worker_cxt);
 		edata = CopyErrorData();
 		pgs_shmem_set_error(worker.entry, edata->message);
+
+		/*
+		 * pgoutput looks up the publication as of the decoded WAL, so a
+		 * publication dropped (and maybe created again) fails the same
+		 * change after every restart: report it instead of looping.
+		 */
+		if (edata->sqlerrcode == ERRCODE_UNDEFINED_OBJECT &&
+			strstr(edata->message, "publication") != NULL)
+		{
+			EmitErrorReport();
+			FlushErrorState();
+			worker_fail(edata->message,
+						"The publication was dropped while the stream needed it. Create it again if needed, advance the slot past the changes made without it with pg_replication_slot_advance() (their events are lost), then call pgoutput_stream.start_stream().");
+		}
 		RESUME_INTERRUPTS();
 		PG_RE_THROW();
 	}
