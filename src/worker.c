@@ -488,7 +488,8 @@ pgoutput_stream_worker_main(Datum main_arg)
 		 * change after every restart: report it instead of looping.
 		 */
 		if (edata->sqlerrcode == ERRCODE_UNDEFINED_OBJECT &&
-			strstr(edata->message, "publication") != NULL)
+			strstr(edata->message,
+				   psprintf("\"%s\"", worker.config->publication)) != NULL)
 		{
 			EmitErrorReport();
 			FlushErrorState();

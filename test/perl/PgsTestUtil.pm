@@ -228,7 +228,7 @@ sub pgs_insert_id_counts
 	{
 		# fast path for the usual first column; JSON otherwise
 		my $id;
-		if ($ev->{payload} =~ /"new_tuple":\{"\Q$column\E":(-?\d+)[,}]/)
+		if ($ev->{payload} =~ /"new_tuple":\{"\Q$column\E":"?(-?\d+)"?[,}]/)
 		{
 			$id = $1;
 		}
@@ -315,7 +315,7 @@ sub pgs_status
 {
 	my ($node, $dbname, $stream) = @_;
 	my $cols = join(', ',
-		map { "coalesce($_::text, '<NULL>')" } @status_columns);
+		map { "coalesce(${_}::text, '<NULL>')" } @status_columns);
 	my $out = $node->safe_psql($dbname,
 		"SELECT $cols FROM pgoutput_stream.stream_status WHERE name = '$stream'",
 		extra_params => [ '-F', "\x1f" ]);
