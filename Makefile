@@ -17,7 +17,9 @@ OBJS = \
 	src/sql_api.o \
 	src/peek.o \
 	src/wakeup.o \
-	src/ddl_guard.o
+	src/ddl_guard.o \
+	src/nats_sink.o
+SHLIB_LINK = -lnats
 PGFILEDESC = "pgoutput_stream - stream row changes to NATS JetStream and Feldera"
 
 EXTENSION = pgoutput_stream

@@ -42,6 +42,7 @@ PGS_APT_PACKAGES=(
 # >>> package.json + package-lock.json of test clients; `npm ci` runs in each
 # >>> of them inside the build copy.  Nothing to install from npm yet.
 PGS_NPM_DIRS=(
+	test/nats
 )
 # ---------------------------------------------------------------------------
 

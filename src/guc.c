@@ -26,6 +26,29 @@ int			pgs_wakeup_interval = 1000;
 int			pgs_restart_delay = 5;
 int			pgs_slot_save_interval = 5000;
 
+char	   *pgs_nats_url = NULL;
+char	   *pgs_nats_user = NULL;
+char	   *pgs_nats_password = NULL;
+char	   *pgs_nats_token = NULL;
+char	   *pgs_nats_creds_file = NULL;
+char	   *pgs_nats_nkey_seed_file = NULL;
+char	   *pgs_nats_tls_ca_file = NULL;
+char	   *pgs_nats_tls_cert_file = NULL;
+char	   *pgs_nats_tls_key_file = NULL;
+int			pgs_nats_connect_timeout = 2000;
+int			pgs_nats_ack_timeout = 10000;
+int			pgs_nats_max_pending = 4096;
+int			pgs_nats_max_retry_delay = 30000;
+
+/* A secret: readable and settable by superusers only */
+static void
+define_secret(const char *name, const char *description, char **variable)
+{
+	DefineCustomStringVariable(name, description, NULL, variable, "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+}
+
 /*
  * Define the parameters.  Called from _PG_init while the postmaster loads
  * shared_preload_libraries.
@@ -67,6 +90,66 @@ pgs_guc_init(void)
 							5000, 100, 3600 * 1000,
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("pgoutput_stream.nats_url",
+							   gettext_noop("NATS server URL, or a comma-separated list of the servers of a cluster, for streams with target nats."),
+							   gettext_noop("A stream's nats_url option overrides it. tls:// implies TLS."),
+							   &pgs_nats_url,
+							   "nats://127.0.0.1:4222",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+	define_secret("pgoutput_stream.nats_user",
+				  gettext_noop("User name for NATS authentication."),
+				  &pgs_nats_user);
+	define_secret("pgoutput_stream.nats_password",
+				  gettext_noop("Password for NATS authentication."),
+				  &pgs_nats_password);
+	define_secret("pgoutput_stream.nats_token",
+				  gettext_noop("Token for NATS authentication."),
+				  &pgs_nats_token);
+	define_secret("pgoutput_stream.nats_creds_file",
+				  gettext_noop("NATS credentials file (JWT and NKey seed) for authentication."),
+				  &pgs_nats_creds_file);
+	define_secret("pgoutput_stream.nats_nkey_seed_file",
+				  gettext_noop("File holding the NKey seed for NATS authentication."),
+				  &pgs_nats_nkey_seed_file);
+	define_secret("pgoutput_stream.nats_tls_ca_file",
+				  gettext_noop("CA certificates to verify the NATS server with; setting it enables TLS."),
+				  &pgs_nats_tls_ca_file);
+	define_secret("pgoutput_stream.nats_tls_cert_file",
+				  gettext_noop("Client certificate for TLS connections to NATS."),
+				  &pgs_nats_tls_cert_file);
+	define_secret("pgoutput_stream.nats_tls_key_file",
+				  gettext_noop("Private key of the client certificate for TLS connections to NATS."),
+				  &pgs_nats_tls_key_file);
+	DefineCustomIntVariable("pgoutput_stream.nats_connect_timeout",
+							gettext_noop("Timeout of one attempt to connect to a NATS server."),
+							NULL,
+							&pgs_nats_connect_timeout,
+							2000, 100, 600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("pgoutput_stream.nats_ack_timeout",
+							gettext_noop("How long a stream waits for JetStream to acknowledge a message before it reconnects and sends again."),
+							NULL,
+							&pgs_nats_ack_timeout,
+							10000, 100, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("pgoutput_stream.nats_max_pending",
+							gettext_noop("Most messages a stream has in flight to JetStream, not yet acknowledged."),
+							NULL,
+							&pgs_nats_max_pending,
+							4096, 1, 1000000,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("pgoutput_stream.nats_max_retry_delay",
+							gettext_noop("Longest wait between two attempts to reach NATS (the delay doubles up to it)."),
+							NULL,
+							&pgs_nats_max_retry_delay,
+							30000, 100, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("pgoutput_stream");

@@ -18,6 +18,21 @@ extern int	pgs_wakeup_interval;
 extern int	pgs_restart_delay;
 extern int	pgs_slot_save_interval;
 
+/* NATS connection (defaults for every stream with target nats) */
+extern char *pgs_nats_url;
+extern char *pgs_nats_user;
+extern char *pgs_nats_password;
+extern char *pgs_nats_token;
+extern char *pgs_nats_creds_file;
+extern char *pgs_nats_nkey_seed_file;
+extern char *pgs_nats_tls_ca_file;
+extern char *pgs_nats_tls_cert_file;
+extern char *pgs_nats_tls_key_file;
+extern int	pgs_nats_connect_timeout;
+extern int	pgs_nats_ack_timeout;
+extern int	pgs_nats_max_pending;
+extern int	pgs_nats_max_retry_delay;
+
 extern void pgs_guc_init(void);
 
 #endif							/* PGS_GUC_H */

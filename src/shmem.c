@@ -293,7 +293,8 @@ pgs_shmem_set_state(PgsStreamSlot *entry, PgsStreamState state)
 {
 	SpinLockAcquire(&entry->mutex);
 	/* a stop request wins over progress reports */
-	if (!(entry->stop_requested && state == PGS_STATE_STREAMING))
+	if (!(entry->stop_requested &&
+		  (state == PGS_STATE_STREAMING || state == PGS_STATE_WAITING)))
 		entry->state = state;
 	SpinLockRelease(&entry->mutex);
 }
@@ -320,6 +321,8 @@ pgs_state_name(PgsStreamState state)
 			return "starting";
 		case PGS_STATE_STREAMING:
 			return "streaming";
+		case PGS_STATE_WAITING:
+			return "waiting for target";
 		case PGS_STATE_STOPPING:
 			return "stopping";
 		case PGS_STATE_RESTARTING:

@@ -27,6 +27,7 @@ typedef enum PgsStreamState
 	PGS_STATE_STOPPED = 0,		/* worker ended on request */
 	PGS_STATE_STARTING,			/* worker started, slot not yet decoding */
 	PGS_STATE_STREAMING,		/* decoding and delivering */
+	PGS_STATE_WAITING,			/* waiting for a target to come back */
 	PGS_STATE_STOPPING,			/* stop requested, worker still running */
 	PGS_STATE_RESTARTING,		/* worker ended with an error, will restart */
 	PGS_STATE_FAILED			/* cannot continue without operator action */

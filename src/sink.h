@@ -34,7 +34,10 @@ typedef struct PgsOutput
 	const char *subject;
 	const char *payload;
 	int			payload_len;
-	int			seq;			/* position of the event in its transaction */
+	int			seq;			/* position of the event in its transaction;
+								 * relation events do not count, so that
+								 * positions do not depend on whether the
+								 * relation was described before */
 } PgsOutput;
 
 struct PgsSink
@@ -62,5 +65,6 @@ struct PgsSink
 };
 
 extern PgsSink *pgs_sink_log_create(const PgsStreamConfig *config);
+extern PgsSink *pgs_sink_nats_create(const PgsStreamConfig *config);
 
 #endif							/* PGS_SINK_H */

@@ -22,6 +22,7 @@
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/numeric.h"
 
 #include "stream_config.h"
 
@@ -107,11 +108,13 @@ pgs_parse_targets(ArrayType *targets)
 		name = TextDatumGetCString(elems[i]);
 		if (strcmp(name, "log") == 0)
 			bit = PGS_TARGET_LOG;
+		else if (strcmp(name, "nats") == 0)
+			bit = PGS_TARGET_NATS;
 		else
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unrecognized target \"%s\"", name),
-					 errhint("Valid targets are: %s.", "log")));
+					 errhint("Valid targets are: %s.", "log, nats")));
 		if (result & bit)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -140,6 +143,75 @@ pgs_config_defaults(PgsStreamConfig *config)
 	config->fmt.format = PGS_FORMAT_JSON;
 	config->fmt.value_mode = PGS_VALUES_TYPED;
 	config->fmt.subject_prefix = "postgres";
+	config->nats.url = NULL;
+	config->nats.stream = "postgres_replication";
+	config->nats.memory_storage = false;
+	config->nats.max_msgs = -1;
+	config->nats.max_bytes = -1;
+	config->nats.max_age = 0;
+	config->nats.replicas = 1;
+	config->nats.duplicate_window = 0;
+}
+
+static void
+invalid_option_value(const char *key, const char *value, const char *detail)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid value for stream option \"%s\": \"%s\"", key, value),
+			 errdetail("%s", detail)));
+}
+
+/* An integer option value within [min, max] */
+static int64
+int_option(const char *key, const char *value, int64 min, int64 max)
+{
+	char	   *end;
+	long long	result;
+
+	errno = 0;
+	result = strtoll(value, &end, 10);
+	if (errno != 0 || end == value || *end != '\0' || result < min || result > max)
+		invalid_option_value(key, value,
+							 psprintf("The value must be an integer from " INT64_FORMAT " to " INT64_FORMAT ".",
+									  min, max));
+	return (int64) result;
+}
+
+/*
+ * A JetStream stream name: no white space, ".", "*", ">", path separators
+ * or control characters (NATS rules).
+ */
+static void
+validate_nats_stream_name(const char *key, const char *value)
+{
+	const char *p;
+
+	if (value[0] == '\0' || strlen(value) > 255)
+		invalid_option_value(key, value, "A JetStream stream name has 1 to 255 characters.");
+	for (p = value; *p; p++)
+	{
+		unsigned char c = (unsigned char) *p;
+
+		if (c <= ' ' || c == '.' || c == '*' || c == '>' || c == '/' || c == '\\' || c == 0x7f)
+			invalid_option_value(key, value,
+								 "A JetStream stream name cannot contain white space, control characters, \".\", \"*\", \">\", \"/\" or \"\\\".");
+	}
+}
+
+/* A URL list for NATS: nats://, tls:// or host:port entries, comma-separated */
+static void
+validate_nats_url(const char *key, const char *value)
+{
+	const char *p;
+
+	if (value[0] == '\0')
+		invalid_option_value(key, value, "The URL must not be empty.");
+	for (p = value; *p; p++)
+	{
+		if ((unsigned char) *p < ' ' || *p == ' ')
+			invalid_option_value(key, value, "A URL cannot contain white space or control characters.");
+	}
 }
 
 /*
@@ -208,11 +280,15 @@ pgs_apply_options(PgsStreamConfig *config, Jsonb *options)
 		}
 		if (tok != WJB_VALUE)
 			continue;
-		if (v.type != jbvString)
+		if (v.type == jbvString)
+			value = pnstrdup(v.val.string.val, v.val.string.len);
+		else if (v.type == jbvNumeric)
+			value = DatumGetCString(DirectFunctionCall1(numeric_out,
+														NumericGetDatum(v.val.numeric)));
+		else
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("value of stream option \"%s\" must be a string", key)));
-		value = pnstrdup(v.val.string.val, v.val.string.len);
+					 errmsg("value of stream option \"%s\" must be a string or a number", key)));
 
 		if (strcmp(key, "value_mode") == 0)
 		{
@@ -228,11 +304,41 @@ pgs_apply_options(PgsStreamConfig *config, Jsonb *options)
 			validate_subject_prefix(value);
 			config->fmt.subject_prefix = value;
 		}
+		else if (strcmp(key, "nats_url") == 0)
+		{
+			validate_nats_url(key, value);
+			config->nats.url = value;
+		}
+		else if (strcmp(key, "nats_stream") == 0)
+		{
+			validate_nats_stream_name(key, value);
+			config->nats.stream = value;
+		}
+		else if (strcmp(key, "nats_storage") == 0)
+		{
+			if (strcmp(value, "file") == 0)
+				config->nats.memory_storage = false;
+			else if (strcmp(value, "memory") == 0)
+				config->nats.memory_storage = true;
+			else
+				invalid_option_value(key, value, "Valid values are \"file\" and \"memory\".");
+		}
+		else if (strcmp(key, "nats_max_msgs") == 0)
+			config->nats.max_msgs = int_option(key, value, -1, PG_INT64_MAX);
+		else if (strcmp(key, "nats_max_bytes") == 0)
+			config->nats.max_bytes = int_option(key, value, -1, PG_INT64_MAX);
+		else if (strcmp(key, "nats_max_age") == 0)
+			config->nats.max_age = int_option(key, value, 0, PG_INT64_MAX / 1000000000);
+		else if (strcmp(key, "nats_replicas") == 0)
+			config->nats.replicas = int_option(key, value, 1, 5);
+		else if (strcmp(key, "nats_duplicate_window") == 0)
+			config->nats.duplicate_window = int_option(key, value, 0, PG_INT64_MAX / 1000000000);
 		else
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unrecognized stream option \"%s\"", key),
-					 errhint("Valid options are: %s.", "subject_prefix, value_mode")));
+					 errhint("Valid options are: %s.",
+							 "subject_prefix, value_mode, nats_url, nats_stream, nats_storage, nats_max_msgs, nats_max_bytes, nats_max_age, nats_replicas, nats_duplicate_window")));
 	}
 }
 

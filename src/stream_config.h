@@ -23,6 +23,20 @@
 
 /* Targets, as bits */
 #define PGS_TARGET_LOG		(1 << 0)
+#define PGS_TARGET_NATS		(1 << 1)
+
+/* Settings of the JetStream stream a nats target creates when missing */
+typedef struct PgsNatsStreamConfig
+{
+	const char *url;			/* NULL: pgoutput_stream.nats_url */
+	const char *stream;			/* JetStream stream name */
+	bool		memory_storage;
+	int64		max_msgs;		/* -1: unlimited */
+	int64		max_bytes;		/* -1: unlimited */
+	int64		max_age;		/* seconds, 0: unlimited */
+	int64		replicas;
+	int64		duplicate_window;	/* seconds, 0: server default */
+} PgsNatsStreamConfig;
 
 typedef struct PgsStreamConfig
 {
@@ -32,6 +46,7 @@ typedef struct PgsStreamConfig
 	char	   *slot_name;
 	int			targets;		/* PGS_TARGET_* bits */
 	PgsFormatOptions fmt;
+	PgsNatsStreamConfig nats;
 	bool		enabled;
 } PgsStreamConfig;
 

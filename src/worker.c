@@ -180,7 +180,9 @@ emit_event(const PgsEvent *ev, void *arg pg_attribute_unused())
 		out.subject = worker.subject.data;
 		out.payload = worker.payload.data;
 		out.payload_len = worker.payload.len;
-		out.seq = worker.seq++;
+		out.seq = worker.seq;
+		if (ev->kind != PGS_EVENT_RELATION)
+			worker.seq++;
 		for (i = 0; i < worker.nsinks; i++)
 			worker.sinks[i]->send(worker.sinks[i], &out);
 		worker.events++;
@@ -239,6 +241,39 @@ report_progress(PgsDecoder *decoder)
 	worker.transactions = worker.events = worker.bytes = 0;
 }
 
+/*
+ * A target reports that it waits for its server: the stream shows state
+ * "waiting for target" with the reason as last error.
+ */
+void
+pgs_worker_report_waiting(const char *reason)
+{
+	if (worker.entry == NULL)
+		return;
+	pgs_shmem_set_error(worker.entry, reason);
+	pgs_shmem_set_state(worker.entry, PGS_STATE_WAITING);
+}
+
+void
+pgs_worker_report_streaming(void)
+{
+	if (worker.entry != NULL)
+		pgs_shmem_set_state(worker.entry, PGS_STATE_STREAMING);
+}
+
+bool
+pgs_worker_stop_requested(void)
+{
+	bool		result;
+
+	if (worker.entry == NULL)
+		return false;
+	SpinLockAcquire(&worker.entry->mutex);
+	result = worker.entry->stop_requested;
+	SpinLockRelease(&worker.entry->mutex);
+	return result;
+}
+
 static bool
 stop_requested(void)
 {
@@ -266,6 +301,17 @@ run_stream(void)
 	initStringInfo(&worker.payload);
 	if (worker.config->targets & PGS_TARGET_LOG)
 		worker.sinks[worker.nsinks++] = pgs_sink_log_create(worker.config);
+	if (worker.config->targets & PGS_TARGET_NATS)
+	{
+		PgsSink    *sink = pgs_sink_nats_create(worker.config);
+
+		if (sink == NULL)
+		{
+			/* asked to stop while waiting for NATS */
+			proc_exit(0);
+		}
+		worker.sinks[worker.nsinks++] = sink;
+	}
 
 	(void) pgs_decoder_ensure_slot(worker.config);
 	pgs_decoder_wait_for_slot(worker.config->slot_name);

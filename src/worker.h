@@ -31,6 +31,10 @@ extern void pgs_launcher_register(void);
 extern bool pgs_worker_register(Oid dboid, int32 stream_id, const char *name,
 								TransactionId wait_xid);
 
+extern void pgs_worker_report_waiting(const char *reason);
+extern void pgs_worker_report_streaming(void);
+extern bool pgs_worker_stop_requested(void);
+
 extern PGDLLEXPORT void pgoutput_stream_launcher_main(Datum main_arg);
 extern PGDLLEXPORT void pgoutput_stream_scanner_main(Datum main_arg);
 extern PGDLLEXPORT void pgoutput_stream_worker_main(Datum main_arg);

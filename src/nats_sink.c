@@ -1,0 +1,909 @@
+/*-------------------------------------------------------------------------
+ *
+ * nats_sink.c
+ *		The "nats" target: every event exactly once in a JetStream stream,
+ *		in commit order.
+ *
+ * Events are published asynchronously with a bounded number in flight.
+ * Every message carries a Nats-Msg-Id derived from the slot, the commit LSN
+ * of its transaction and its position in the transaction, so a message
+ * sent again after any restart is recognised by JetStream's duplicate
+ * detection.  Beyond the duplicate window, the same ids make replays
+ * exact: at start the target reads the last message this stream stored
+ * and skips every event up to it, and it chains each message to its
+ * predecessor with ExpectLastMsgId, so that JetStream refuses anything out
+ * of order instead of storing it.
+ *
+ * The slot is confirmed to a transaction's end LSN only when JetStream
+ * acknowledged all of its messages and all earlier ones (a duplicate
+ * acknowledgement counts as stored).  Any failure to store a message ends
+ * the worker with an error; it restarts, reconnects with a capped backoff,
+ * and resumes after the last stored message.
+ *
+ * Threads: cnats runs its own threads (connection, timers, acknowledgement
+ * callbacks).  They are created while every signal is blocked, so that
+ * PostgreSQL's signals reach the main thread only, and the acknowledgement
+ * callback touches nothing but this file's malloc'd state under a pthread
+ * mutex, and the process latch, whose SetLatch is async-signal-safe.
+ *
+ * This is the only file that includes <nats/nats.h>.
+ *
+ * Copyright (c) 2026, pgoutput_stream developers
+ *
+ * IDENTIFICATION
+ *		src/nats_sink.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <nats/nats.h>
+
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/latch.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "guc.h"
+#include "sink.h"
+#include "worker.h"
+
+#define PGS_NATS_ID_LEN		(NAMEDATALEN + 64)
+#define PGS_NATS_WARMUP_SUBJECT	"_pgoutput_stream.warmup"
+
+/*
+ * The messages of one transaction (or one non-transactional logical
+ * message) that are in flight.  Spans sit in a ring in commit order.
+ */
+typedef struct NatsSpan
+{
+	XLogRecPtr	txn_lsn;		/* commit LSN: the key in message ids */
+	XLogRecPtr	end_lsn;		/* what the slot may be confirmed to;
+								 * Invalid for a non-transactional message */
+	uint32		nmsgs;			/* published */
+	uint32		nacked;			/* acknowledged as stored */
+	bool		closed;			/* all messages published */
+} NatsSpan;
+
+/* Where the previous life of the stream stopped in JetStream */
+typedef struct NatsResumePoint
+{
+	bool		active;
+	XLogRecPtr	txn_lsn;
+	int			seq;
+	bool		is_relation;
+} NatsResumePoint;
+
+typedef struct PgsNatsSink
+{
+	PgsSink		base;
+
+	natsOptions *opts;
+	natsConnection *conn;
+	jsCtx	   *js;
+	char	   *stream;
+	char	   *url;
+
+	NatsResumePoint resume;
+	bool		chain;			/* ExpectLastMsgId on every message */
+	char		last_id[PGS_NATS_ID_LEN];
+	bool		unflushed;
+	XLogRecPtr	acked;			/* main thread only */
+
+	/* shared with the acknowledgement thread, under mu */
+	pthread_mutex_t mu;
+	NatsSpan   *spans;			/* malloc'd ring */
+	int			span_cap;
+	int			span_head;
+	int			span_count;
+	int			inflight;		/* messages not yet acknowledged */
+	bool		failed;
+	char		error[256];
+} PgsNatsSink;
+
+static bool nats_opened = false;
+
+/* ----------------------------------------------------------------
+ * Acknowledgement thread: no PostgreSQL calls below this line until the
+ * end of the section.
+ * ----------------------------------------------------------------
+ */
+
+/* Parse "<slot>:<hi>/<lo>:<seq>[...]" into the commit LSN */
+static bool
+parse_msg_id(const char *id, XLogRecPtr *txn_lsn, int *seq, bool *is_relation)
+{
+	const char *p = strchr(id, ':');
+	unsigned int hi;
+	unsigned int lo;
+	int			n;
+	int			consumed = 0;
+
+	if (p == NULL)
+		return false;
+	if (sscanf(p + 1, "%X/%X:%d%n", &hi, &lo, &n, &consumed) != 3)
+		return false;
+	*txn_lsn = ((uint64) hi << 32) | lo;
+	*seq = n;
+	*is_relation = p[1 + consumed] == ':';
+	return true;
+}
+
+/* Span of a commit LSN, by binary search over the ring; caller holds mu */
+static NatsSpan *
+find_span(PgsNatsSink *sink, XLogRecPtr txn_lsn)
+{
+	int			lo = 0;
+	int			hi = sink->span_count - 1;
+
+	while (lo <= hi)
+	{
+		int			mid = (lo + hi) / 2;
+		NatsSpan   *span = &sink->spans[(sink->span_head + mid) % sink->span_cap];
+
+		if (span->txn_lsn == txn_lsn)
+			return span;
+		if (span->txn_lsn < txn_lsn)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return NULL;
+}
+
+static void
+on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
+{
+	PgsNatsSink *sink = (PgsNatsSink *) closure;
+	const char *id = NULL;
+	XLogRecPtr	txn_lsn;
+	int			seq;
+	bool		is_relation;
+
+	(void) js;
+	if (natsMsgHeader_Get(msg, "Nats-Msg-Id", &id) != NATS_OK ||
+		!parse_msg_id(id, &txn_lsn, &seq, &is_relation))
+	{
+		/* the warm-up message, which no stream stores */
+		natsMsg_Destroy(msg);
+		return;
+	}
+
+	pthread_mutex_lock(&sink->mu);
+	{
+		NatsSpan   *span = find_span(sink, txn_lsn);
+
+		if (span != NULL && pa != NULL)
+			span->nacked++;
+		else if (!sink->failed)
+		{
+			sink->failed = true;
+			if (pae != NULL)
+				snprintf(sink->error, sizeof(sink->error),
+						 "message %s was not stored: %s%s%s (error code %d)",
+						 id, natsStatus_GetText(pae->Err),
+						 pae->ErrText ? ": " : "", pae->ErrText ? pae->ErrText : "",
+						 (int) pae->ErrCode);
+			else
+				snprintf(sink->error, sizeof(sink->error),
+						 "acknowledgement for unknown message %s", id);
+		}
+		sink->inflight--;
+	}
+	pthread_mutex_unlock(&sink->mu);
+	natsMsg_Destroy(msg);
+
+	/* async-signal-safe, and process-directed: wakes the main thread */
+	SetLatch(MyLatch);
+}
+
+/* ---------------------------------------------------------------- */
+
+static void
+report_nats_error(const char *what, natsStatus s)
+{
+	char		stack[512];
+
+	stack[0] = '\0';
+	(void) nats_GetLastErrorStack(stack, sizeof(stack));
+	ereport(ERROR,
+			(errcode(ERRCODE_CONNECTION_FAILURE),
+			 errmsg("%s: %s", what, natsStatus_GetText(s)),
+			 stack[0] ? errdetail("%s", stack) : 0));
+}
+
+/* Text of the last cnats error of this thread, for status and logs */
+static char *
+nats_error_text(natsStatus s)
+{
+	const char *text = nats_GetLastError(NULL);
+
+	if (text != NULL && text[0] != '\0')
+		return psprintf("%s (%s)", natsStatus_GetText(s), text);
+	return pstrdup(natsStatus_GetText(s));
+}
+
+static void
+destroy_connection(PgsNatsSink *sink)
+{
+	if (sink->js)
+		jsCtx_Destroy(sink->js);
+	if (sink->conn)
+		natsConnection_Destroy(sink->conn);
+	if (sink->opts)
+		natsOptions_Destroy(sink->opts);
+	sink->js = NULL;
+	sink->conn = NULL;
+	sink->opts = NULL;
+}
+
+/* Build cnats options from the settings; NATS_OK or the failing status */
+static natsStatus
+build_options(PgsNatsSink *sink, const char *stream_name)
+{
+	natsStatus	s;
+	char	   *urls = pstrdup(sink->url);
+	const char *servers[64];
+	int			nservers = 0;
+	char	   *tok;
+	char	   *save = NULL;
+	char		name[NAMEDATALEN + 32];
+
+	for (tok = strtok_r(urls, ",", &save); tok != NULL && nservers < 64;
+		 tok = strtok_r(NULL, ",", &save))
+		servers[nservers++] = tok;
+
+	snprintf(name, sizeof(name), "pgoutput_stream %s", stream_name);
+	s = natsOptions_Create(&sink->opts);
+	if (s == NATS_OK)
+		s = natsOptions_SetServers(sink->opts, servers, nservers);
+	if (s == NATS_OK)
+		s = natsOptions_SetName(sink->opts, name);
+	if (s == NATS_OK)
+		s = natsOptions_SetTimeout(sink->opts, pgs_nats_connect_timeout);
+	/* short blips are ridden out by cnats; longer ones end in ack timeouts */
+	if (s == NATS_OK)
+		s = natsOptions_SetMaxReconnect(sink->opts, -1);
+	if (s == NATS_OK)
+		s = natsOptions_SetReconnectWait(sink->opts, 500);
+	if (s == NATS_OK)
+		s = natsOptions_SetWriteDeadline(sink->opts, pgs_nats_ack_timeout);
+	if (s == NATS_OK && pgs_nats_user[0] != '\0')
+		s = natsOptions_SetUserInfo(sink->opts, pgs_nats_user, pgs_nats_password);
+	if (s == NATS_OK && pgs_nats_token[0] != '\0')
+		s = natsOptions_SetToken(sink->opts, pgs_nats_token);
+	if (s == NATS_OK && pgs_nats_creds_file[0] != '\0')
+		s = natsOptions_SetUserCredentialsFromFiles(sink->opts, pgs_nats_creds_file, NULL);
+	if (s == NATS_OK && pgs_nats_nkey_seed_file[0] != '\0')
+	{
+		/* the public key is derived from the seed by the library */
+		s = natsOptions_SetNKeyFromSeed(sink->opts, NULL, pgs_nats_nkey_seed_file);
+	}
+	if (s == NATS_OK && pgs_nats_tls_ca_file[0] != '\0')
+	{
+		s = natsOptions_SetSecure(sink->opts, true);
+		if (s == NATS_OK)
+			s = natsOptions_LoadCATrustedCertificates(sink->opts, pgs_nats_tls_ca_file);
+	}
+	if (s == NATS_OK && pgs_nats_tls_cert_file[0] != '\0')
+	{
+		s = natsOptions_SetSecure(sink->opts, true);
+		if (s == NATS_OK)
+			s = natsOptions_LoadCertificatesChain(sink->opts, pgs_nats_tls_cert_file,
+												  pgs_nats_tls_key_file);
+	}
+	pfree(urls);
+	return s;
+}
+
+/*
+ * Whether the subject pattern of a stream captures every subject below
+ * prefix (prefix.>): literal tokens must match, "*" matches one token, and
+ * a ">" must come at the latest right after the prefix.
+ */
+static bool
+pattern_covers_prefix(const char *pattern, const char *prefix)
+{
+	char	   *p = pstrdup(pattern);
+	char	   *q = pstrdup(prefix);
+	char	   *psave = NULL;
+	char	   *qsave = NULL;
+	char	   *pt = strtok_r(p, ".", &psave);
+	char	   *qt = strtok_r(q, ".", &qsave);
+
+	while (pt != NULL)
+	{
+		if (strcmp(pt, ">") == 0)
+			return true;
+		if (qt == NULL)
+			return false;
+		if (strcmp(pt, "*") != 0 && strcmp(pt, qt) != 0)
+			return false;
+		pt = strtok_r(NULL, ".", &psave);
+		qt = strtok_r(NULL, ".", &qsave);
+	}
+	return false;
+}
+
+/*
+ * Use the JetStream stream if it captures the prefix; create it if
+ * missing.  A user's stream is never altered or deleted.
+ */
+static void
+ensure_stream(PgsNatsSink *sink, const PgsStreamConfig *config)
+{
+	jsStreamInfo *si = NULL;
+	jsErrCode	jerr = 0;
+	natsStatus	s;
+	const char *prefix = config->fmt.subject_prefix;
+
+	s = js_GetStreamInfo(&si, sink->js, sink->stream, NULL, &jerr);
+	if (s == NATS_OK)
+	{
+		bool		covered = false;
+		int			i;
+
+		for (i = 0; i < si->Config->SubjectsLen && !covered; i++)
+			covered = pattern_covers_prefix(si->Config->Subjects[i], prefix);
+		jsStreamInfo_Destroy(si);
+		if (!covered)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("JetStream stream \"%s\" does not capture the subjects of stream \"%s\"",
+							sink->stream, config->name),
+					 errdetail("Events are published below \"%s.>\".", prefix),
+					 errhint("Add the subject \"%s.>\" to the JetStream stream, or choose another one with the stream option nats_stream.",
+							 prefix)));
+		return;
+	}
+	if (s != NATS_NOT_FOUND)
+		report_nats_error(psprintf("could not look up JetStream stream \"%s\"", sink->stream), s);
+
+	{
+		jsStreamConfig sc;
+		const char *subjects[1];
+
+		subjects[0] = psprintf("%s.>", prefix);
+		jsStreamConfig_Init(&sc);
+		sc.Name = sink->stream;
+		sc.Subjects = subjects;
+		sc.SubjectsLen = 1;
+		sc.Storage = config->nats.memory_storage ? js_MemoryStorage : js_FileStorage;
+		sc.Retention = js_LimitsPolicy;
+		sc.Discard = js_DiscardOld;
+		sc.MaxMsgs = config->nats.max_msgs;
+		sc.MaxBytes = config->nats.max_bytes;
+		sc.MaxAge = config->nats.max_age * INT64CONST(1000000000);
+		sc.Replicas = config->nats.replicas;
+		if (config->nats.duplicate_window > 0)
+			sc.Duplicates = config->nats.duplicate_window * INT64CONST(1000000000);
+		jerr = 0;
+		s = js_AddStream(&si, sink->js, &sc, NULL, &jerr);
+		if (s != NATS_OK)
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("could not create JetStream stream \"%s\": %s",
+							sink->stream, nats_error_text(s)),
+					 errdetail("JetStream error code %d.", (int) jerr)));
+		jsStreamInfo_Destroy(si);
+		ereport(LOG,
+				(errmsg("stream \"%s\" created JetStream stream \"%s\" for subjects \"%s\"",
+						config->name, sink->stream, subjects[0])));
+	}
+}
+
+/*
+ * Read the last message this stream stored: the resume point, and the id
+ * to chain the next message to.
+ */
+static void
+read_resume_point(PgsNatsSink *sink, const PgsStreamConfig *config)
+{
+	natsMsg    *last = NULL;
+	jsErrCode	jerr = 0;
+	natsStatus	s;
+	const char *id = NULL;
+	jsStreamInfo *si = NULL;
+	uint64		stream_last_seq = 0;
+	char	   *filter = psprintf("%s.>", config->fmt.subject_prefix);
+
+	sink->resume.active = false;
+	sink->chain = true;
+	sink->last_id[0] = '\0';
+
+	s = js_GetStreamInfo(&si, sink->js, sink->stream, NULL, &jerr);
+	if (s != NATS_OK)
+		report_nats_error(psprintf("could not look up JetStream stream \"%s\"", sink->stream), s);
+	stream_last_seq = si->State.LastSeq;
+	jsStreamInfo_Destroy(si);
+
+	s = js_GetLastMsg(&last, sink->js, sink->stream, filter, NULL, &jerr);
+	if (s == NATS_NOT_FOUND)
+	{
+		/* nothing of ours yet; chain only if the stream is empty */
+		sink->chain = (stream_last_seq == 0);
+		return;
+	}
+	if (s != NATS_OK)
+		report_nats_error(psprintf("could not read the last message of JetStream stream \"%s\"",
+								   sink->stream), s);
+
+	if (natsMsgHeader_Get(last, "Nats-Msg-Id", &id) == NATS_OK)
+	{
+		size_t		slot_len = strlen(config->slot_name);
+
+		if (strncmp(id, config->slot_name, slot_len) == 0 && id[slot_len] == ':' &&
+			parse_msg_id(id, &sink->resume.txn_lsn, &sink->resume.seq,
+						 &sink->resume.is_relation))
+		{
+			sink->resume.active = true;
+			strlcpy(sink->last_id, id, sizeof(sink->last_id));
+		}
+	}
+
+	/*
+	 * Another writer stored the stream's last message: ExpectLastMsgId
+	 * would fail, so order relies on this worker being the only writer of
+	 * its subjects and on duplicate detection.
+	 */
+	if (!sink->resume.active || natsMsg_GetSequence(last) != stream_last_seq)
+		sink->chain = false;
+	if (!sink->chain)
+		ereport(LOG,
+				(errmsg("stream \"%s\" is not the only writer of JetStream stream \"%s\"; messages are not chained",
+						config->name, sink->stream)));
+	natsMsg_Destroy(last);
+}
+
+/* Wait for an acknowledgement or the timeout; interruptible */
+static void
+wait_for_acks(long timeout_ms)
+{
+	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					 timeout_ms, PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+}
+
+/*
+ * Connect, with the JetStream stream in place and the resume point read.
+ * Returns false (connection torn down, reason in *reason) on failure.
+ */
+static bool
+try_connect(PgsNatsSink *sink, const PgsStreamConfig *config, char **reason)
+{
+	sigset_t	all;
+	sigset_t	old;
+	natsStatus	s;
+	volatile bool ok = false;
+
+	/* every thread cnats starts inherits this mask: signals stay ours */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	PG_TRY();
+	{
+		if (!nats_opened)
+		{
+			s = nats_Open(-1);
+			if (s != NATS_OK)
+				report_nats_error("could not initialise the NATS client library", s);
+			nats_opened = true;
+		}
+		s = build_options(sink, config->name);
+		if (s != NATS_OK)
+			*reason = psprintf("invalid NATS connection settings: %s", nats_error_text(s));
+		else
+		{
+			s = natsConnection_Connect(&sink->conn, sink->opts);
+			if (s != NATS_OK)
+				*reason = psprintf("could not connect to NATS at %s: %s",
+								   sink->url, nats_error_text(s));
+		}
+		if (s == NATS_OK)
+		{
+			jsOptions	jo;
+
+			jsOptions_Init(&jo);
+			jo.Wait = pgs_nats_ack_timeout;
+			jo.PublishAsync.MaxPending = pgs_nats_max_pending;
+			jo.PublishAsync.StallWait = 1000;
+			jo.PublishAsync.AckHandler = on_ack;
+			jo.PublishAsync.AckHandlerClosure = sink;
+			s = natsConnection_JetStream(&sink->js, sink->conn, &jo);
+			if (s != NATS_OK)
+				*reason = psprintf("could not use JetStream: %s", nats_error_text(s));
+		}
+		if (s == NATS_OK)
+		{
+			natsMsg    *warmup = NULL;
+			jsPubOptions po;
+
+			ensure_stream(sink, config);
+			read_resume_point(sink, config);
+
+			/*
+			 * Start the acknowledgement thread now, while signals are
+			 * blocked: publish to a subject no stream stores, and wait for
+			 * its (negative) answer.
+			 */
+			jsPubOptions_Init(&po);
+			po.MaxWait = pgs_nats_connect_timeout;
+			s = natsMsg_Create(&warmup, PGS_NATS_WARMUP_SUBJECT, NULL, "", 0);
+			if (s == NATS_OK)
+				s = js_PublishMsgAsync(sink->js, &warmup, &po);
+			natsMsg_Destroy(warmup);
+			if (s == NATS_OK)
+				(void) js_PublishAsyncComplete(sink->js, &po);
+			if (s != NATS_OK)
+				*reason = psprintf("could not publish to NATS: %s", nats_error_text(s));
+			else
+				ok = true;
+		}
+	}
+	PG_FINALLY();
+	{
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	}
+	PG_END_TRY();
+
+	if (!ok)
+		destroy_connection(sink);
+	return ok;
+}
+
+/* Id of an event: slot, commit LSN, position (and relation id) */
+static void
+make_msg_id(char *buf, const PgsStreamConfig *config, XLogRecPtr txn_lsn,
+			const PgsOutput *out)
+{
+	if (out->event->kind == PGS_EVENT_RELATION)
+		snprintf(buf, PGS_NATS_ID_LEN, "%s:%X/%X:%d:r%u", config->slot_name,
+				 LSN_FORMAT_ARGS(txn_lsn), out->seq, out->event->rel->relid);
+	else
+		snprintf(buf, PGS_NATS_ID_LEN, "%s:%X/%X:%d", config->slot_name,
+				 LSN_FORMAT_ARGS(txn_lsn), out->seq);
+}
+
+/* Whether an event was stored before the previous life of the stream ended */
+static bool
+already_stored(PgsNatsSink *sink, XLogRecPtr txn_lsn, const PgsOutput *out)
+{
+	NatsResumePoint *r = &sink->resume;
+	bool		is_relation = out->event->kind == PGS_EVENT_RELATION;
+
+	if (!r->active)
+		return false;
+	if (txn_lsn < r->txn_lsn)
+		return true;
+	if (txn_lsn > r->txn_lsn)
+	{
+		r->active = false;
+		return false;
+	}
+	if (out->seq < r->seq)
+		return true;
+	if (out->seq > r->seq)
+		return false;
+	/* same position: a relation event comes before the change it describes */
+	if (is_relation)
+		return true;
+	return !r->is_relation;
+}
+
+/* Make room in the window; raises an error once a message failed */
+static void
+check_failed(PgsNatsSink *sink)
+{
+	bool		failed;
+	char		error[256];
+
+	pthread_mutex_lock(&sink->mu);
+	failed = sink->failed;
+	memcpy(error, sink->error, sizeof(error));
+	pthread_mutex_unlock(&sink->mu);
+	if (failed)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("could not store events in JetStream stream \"%s\"",
+						((PgsNatsSink *) sink)->stream),
+				 errdetail("%s", error),
+				 errhint("The stream restarts and sends again from its last confirmed position; JetStream keeps every event once.")));
+}
+
+static void
+wait_for_room(PgsNatsSink *sink)
+{
+	for (;;)
+	{
+		bool		room;
+
+		check_failed(sink);
+		pthread_mutex_lock(&sink->mu);
+		room = sink->inflight < pgs_nats_max_pending &&
+			sink->span_count < sink->span_cap - 1;
+		pthread_mutex_unlock(&sink->mu);
+		if (room)
+			return;
+		if (sink->unflushed && sink->conn)
+		{
+			(void) natsConnection_FlushTimeout(sink->conn, 100);
+			sink->unflushed = false;
+		}
+		wait_for_acks(10);
+	}
+}
+
+/* Open the span of txn_lsn if it is not the newest one; caller holds mu */
+static NatsSpan *
+current_span(PgsNatsSink *sink, XLogRecPtr txn_lsn, XLogRecPtr end_lsn, bool closed)
+{
+	NatsSpan   *span = NULL;
+
+	if (sink->span_count > 0)
+	{
+		span = &sink->spans[(sink->span_head + sink->span_count - 1) % sink->span_cap];
+		if (span->txn_lsn == txn_lsn)
+			return span;
+	}
+	span = &sink->spans[(sink->span_head + sink->span_count) % sink->span_cap];
+	span->txn_lsn = txn_lsn;
+	span->end_lsn = end_lsn;
+	span->nmsgs = 0;
+	span->nacked = 0;
+	span->closed = closed;
+	sink->span_count++;
+	return span;
+}
+
+static void
+set_header(natsMsg *msg, const char *key, const char *value)
+{
+	if (natsMsgHeader_Set(msg, key, value) != NATS_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not set NATS header \"%s\"", key)));
+}
+
+static void
+nats_send(PgsSink *base, const PgsOutput *out)
+{
+	PgsNatsSink *sink = (PgsNatsSink *) base;
+	const PgsEvent *ev = out->event;
+	volatile bool standalone = (ev->kind == PGS_EVENT_MESSAGE && !ev->msg_transactional);
+	XLogRecPtr	txn_lsn = standalone ? ev->lsn : ev->final_lsn;
+	char		id[PGS_NATS_ID_LEN];
+	natsMsg    *msg = NULL;
+	jsPubOptions po;
+	natsStatus	s;
+
+	if (already_stored(sink, txn_lsn, out))
+		return;
+	wait_for_room(sink);
+
+	make_msg_id(id, base->config, txn_lsn, out);
+	s = natsMsg_Create(&msg, out->subject, NULL, out->payload, out->payload_len);
+	if (s != NATS_OK)
+		report_nats_error("could not create NATS message", s);
+	PG_TRY();
+	{
+		StringInfoData value;
+
+		initStringInfo(&value);
+		appendStringInfo(&value, "%X/%X", LSN_FORMAT_ARGS(ev->lsn));
+		set_header(msg, "Pg-Lsn", value.data);
+		resetStringInfo(&value);
+		appendStringInfo(&value, "%X/%X", LSN_FORMAT_ARGS(txn_lsn));
+		set_header(msg, "Pg-Commit-Lsn", value.data);
+		if (TransactionIdIsValid(ev->xid))
+		{
+			resetStringInfo(&value);
+			appendStringInfo(&value, "%u", ev->xid);
+			set_header(msg, "Pg-Xid", value.data);
+		}
+		if (!standalone && ev->commit_time != 0)
+			set_header(msg, "Pg-Commit-Time", timestamptz_to_str(ev->commit_time));
+		if (ev->rel != NULL)
+		{
+			/* escaped like subject tokens: header values must be plain ASCII */
+			resetStringInfo(&value);
+			pgs_subject_append_token(&value, ev->rel->nspname);
+			set_header(msg, "Pg-Schema", value.data);
+			resetStringInfo(&value);
+			pgs_subject_append_token(&value, ev->rel->relname);
+			set_header(msg, "Pg-Table", value.data);
+		}
+		set_header(msg, "Pg-Operation", pgs_event_kind_name(ev->kind));
+		pfree(value.data);
+	}
+	PG_CATCH();
+	{
+		natsMsg_Destroy(msg);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	jsPubOptions_Init(&po);
+	po.MsgId = id;
+	po.MaxWait = pgs_nats_ack_timeout;
+	if (sink->chain && sink->last_id[0] != '\0')
+		po.ExpectLastMsgId = sink->last_id;
+
+	/* count it before publishing: the acknowledgement may come at once */
+	pthread_mutex_lock(&sink->mu);
+	current_span(sink, txn_lsn, InvalidXLogRecPtr, standalone)->nmsgs++;
+	sink->inflight++;
+	pthread_mutex_unlock(&sink->mu);
+
+	s = js_PublishMsgAsync(sink->js, &msg, &po);
+	if (s != NATS_OK)
+	{
+		char	   *text = nats_error_text(s);
+
+		natsMsg_Destroy(msg);
+		pthread_mutex_lock(&sink->mu);
+		if (!sink->failed)
+		{
+			sink->failed = true;
+			snprintf(sink->error, sizeof(sink->error),
+					 "could not publish message %s: %s", id, text);
+		}
+		pthread_mutex_unlock(&sink->mu);
+		check_failed(sink);
+	}
+	strlcpy(sink->last_id, id, sizeof(sink->last_id));
+	sink->unflushed = true;
+}
+
+static void
+nats_end_transaction(PgsSink *base, XLogRecPtr end_lsn)
+{
+	PgsNatsSink *sink = (PgsNatsSink *) base;
+
+	pthread_mutex_lock(&sink->mu);
+	if (sink->span_count > 0)
+	{
+		NatsSpan   *span = &sink->spans[(sink->span_head + sink->span_count - 1) % sink->span_cap];
+
+		if (!span->closed)
+		{
+			span->end_lsn = end_lsn;
+			span->closed = true;
+		}
+	}
+	pthread_mutex_unlock(&sink->mu);
+}
+
+/*
+ * Send what is buffered, and retire the spans at the head of the ring that
+ * are completely acknowledged.
+ */
+static void
+nats_poll(PgsSink *base)
+{
+	PgsNatsSink *sink = (PgsNatsSink *) base;
+
+	if (sink->unflushed && sink->conn)
+	{
+		/* skip the client's 1 ms batching delay once the decoder paused */
+		(void) natsConnection_FlushTimeout(sink->conn, 1000);
+		sink->unflushed = false;
+	}
+	check_failed(sink);
+
+	pthread_mutex_lock(&sink->mu);
+	while (sink->span_count > 0)
+	{
+		NatsSpan   *span = &sink->spans[sink->span_head];
+
+		if (!span->closed || span->nacked < span->nmsgs)
+			break;
+		if (!XLogRecPtrIsInvalid(span->end_lsn))
+			sink->acked = span->end_lsn;
+		sink->span_head = (sink->span_head + 1) % sink->span_cap;
+		sink->span_count--;
+	}
+	pthread_mutex_unlock(&sink->mu);
+}
+
+static XLogRecPtr
+nats_acked_lsn(PgsSink *base)
+{
+	return ((PgsNatsSink *) base)->acked;
+}
+
+static bool
+nats_idle(PgsSink *base)
+{
+	PgsNatsSink *sink = (PgsNatsSink *) base;
+	bool		idle;
+
+	pthread_mutex_lock(&sink->mu);
+	idle = sink->span_count == 0;
+	pthread_mutex_unlock(&sink->mu);
+	return idle;
+}
+
+/*
+ * Called from the worker's exit callback: give pending acknowledgements a
+ * moment, then close the connection.  Nothing here may raise an error.
+ */
+static void
+nats_shutdown(PgsSink *base)
+{
+	PgsNatsSink *sink = (PgsNatsSink *) base;
+
+	if (sink->js != NULL)
+	{
+		jsPubOptions po;
+
+		jsPubOptions_Init(&po);
+		po.MaxWait = 1000;
+		(void) js_PublishAsyncComplete(sink->js, &po);
+	}
+	destroy_connection(sink);
+	if (nats_opened)
+		(void) nats_CloseAndWait(2000);
+	nats_opened = false;
+}
+
+/*
+ * Create the target and connect.  While NATS cannot be reached, retries
+ * with a delay that doubles up to pgoutput_stream.nats_max_retry_delay,
+ * showing the reason in stream_status; a stop request or SIGTERM ends the
+ * wait.  Returns NULL if the stream was asked to stop meanwhile.
+ */
+PgsSink *
+pgs_sink_nats_create(const PgsStreamConfig *config)
+{
+	PgsNatsSink *sink = palloc0(sizeof(PgsNatsSink));
+	long		delay_ms = 250;
+	bool		waited = false;
+
+	sink->base.name = "nats";
+	sink->base.config = config;
+	sink->base.send = nats_send;
+	sink->base.end_transaction = nats_end_transaction;
+	sink->base.poll = nats_poll;
+	sink->base.acked_lsn = nats_acked_lsn;
+	sink->base.idle = nats_idle;
+	sink->base.shutdown = nats_shutdown;
+	sink->stream = pstrdup(config->nats.stream);
+	sink->url = pstrdup(config->nats.url ? config->nats.url : pgs_nats_url);
+	sink->acked = InvalidXLogRecPtr;
+	pthread_mutex_init(&sink->mu, NULL);
+	sink->span_cap = pgs_nats_max_pending + 2;
+	sink->spans = MemoryContextAllocHuge(CurrentMemoryContext,
+										 sizeof(NatsSpan) * sink->span_cap);
+
+	for (;;)
+	{
+		char	   *reason = NULL;
+
+		if (try_connect(sink, config, &reason))
+			break;
+		ereport(LOG,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("stream \"%s\" is waiting for NATS: %s", config->name, reason),
+				 errdetail("Next attempt in %ld ms.", delay_ms)));
+		pgs_worker_report_waiting(reason);
+		waited = true;
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 delay_ms, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if (pgs_worker_stop_requested())
+			return NULL;
+		delay_ms = Min(delay_ms * 2, (long) pgs_nats_max_retry_delay);
+	}
+	if (waited)
+		ereport(LOG,
+				(errmsg("stream \"%s\" connected to NATS at %s", config->name, sink->url)));
+	pgs_worker_report_streaming();
+	return &sink->base;
+}
