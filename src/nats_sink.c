@@ -93,6 +93,7 @@ typedef struct PgsNatsSink
 	bool		chain;			/* ExpectLastMsgId on every message */
 	char		last_id[PGS_NATS_ID_LEN];
 	bool		unflushed;
+	bool		disconnected;	/* reported as waiting in stream_status */
 	XLogRecPtr	acked;			/* main thread only */
 
 	/* shared with the acknowledgement thread, under mu */
@@ -595,7 +596,30 @@ already_stored(PgsNatsSink *sink, XLogRecPtr txn_lsn, const PgsOutput *out)
 	return !r->is_relation;
 }
 
-/* Make room in the window; raises an error once a message failed */
+/*
+ * Show in stream_status while cnats is reconnecting: messages wait in its
+ * buffer until the connection is back or their acknowledgement times out.
+ */
+static void
+check_connection(PgsNatsSink *sink)
+{
+	bool		connected = sink->conn != NULL &&
+		natsConnection_Status(sink->conn) == NATS_CONN_STATUS_CONNECTED;
+
+	if (!connected && !sink->disconnected)
+	{
+		pgs_worker_report_waiting(psprintf("connection to NATS at %s lost; reconnecting",
+										   sink->url));
+		sink->disconnected = true;
+	}
+	else if (connected && sink->disconnected)
+	{
+		pgs_worker_report_streaming();
+		sink->disconnected = false;
+	}
+}
+
+/* Raise an error once a message failed */
 static void
 check_failed(PgsNatsSink *sink)
 {
@@ -629,6 +653,7 @@ wait_for_room(PgsNatsSink *sink)
 		pthread_mutex_unlock(&sink->mu);
 		if (room)
 			return;
+		check_connection(sink);
 		if (sink->unflushed && sink->conn)
 		{
 			(void) natsConnection_FlushTimeout(sink->conn, 100);
@@ -794,6 +819,7 @@ nats_poll(PgsSink *base)
 		sink->unflushed = false;
 	}
 	check_failed(sink);
+	check_connection(sink);
 
 	pthread_mutex_lock(&sink->mu);
 	while (sink->span_count > 0)
