@@ -32,6 +32,8 @@ char	   *pgs_nats_password = NULL;
 char	   *pgs_nats_token = NULL;
 char	   *pgs_nats_creds_file = NULL;
 char	   *pgs_nats_nkey_seed_file = NULL;
+char	   *pgs_nats_nkey = NULL;
+char	   *pgs_nats_connection_name = NULL;
 char	   *pgs_nats_tls_ca_file = NULL;
 char	   *pgs_nats_tls_cert_file = NULL;
 char	   *pgs_nats_tls_key_file = NULL;
@@ -114,6 +116,20 @@ pgs_guc_init(void)
 	define_secret("pgoutput_stream.nats_nkey_seed_file",
 				  gettext_noop("File holding the NKey seed for NATS authentication."),
 				  &pgs_nats_nkey_seed_file);
+	DefineCustomStringVariable("pgoutput_stream.nats_nkey",
+							   gettext_noop("Public NKey (starting with U) that goes with pgoutput_stream.nats_nkey_seed_file."),
+							   NULL,
+							   &pgs_nats_nkey,
+							   "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable("pgoutput_stream.nats_connection_name",
+							   gettext_noop("Connection name shown by the NATS server; empty means \"pgoutput_stream <stream name>\"."),
+							   NULL,
+							   &pgs_nats_connection_name,
+							   "",
+							   PGC_SIGHUP, 0,
+							   NULL, NULL, NULL);
 	define_secret("pgoutput_stream.nats_tls_ca_file",
 				  gettext_noop("CA certificates to verify the NATS server with; setting it enables TLS."),
 				  &pgs_nats_tls_ca_file);

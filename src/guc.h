@@ -25,6 +25,8 @@ extern char *pgs_nats_password;
 extern char *pgs_nats_token;
 extern char *pgs_nats_creds_file;
 extern char *pgs_nats_nkey_seed_file;
+extern char *pgs_nats_nkey;
+extern char *pgs_nats_connection_name;
 extern char *pgs_nats_tls_ca_file;
 extern char *pgs_nats_tls_cert_file;
 extern char *pgs_nats_tls_key_file;

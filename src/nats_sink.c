@@ -259,7 +259,10 @@ build_options(PgsNatsSink *sink, const char *stream_name)
 		 tok = strtok_r(NULL, ",", &save))
 		servers[nservers++] = tok;
 
-	snprintf(name, sizeof(name), "pgoutput_stream %s", stream_name);
+	if (pgs_nats_connection_name[0] != '\0')
+		strlcpy(name, pgs_nats_connection_name, sizeof(name));
+	else
+		snprintf(name, sizeof(name), "pgoutput_stream %s", stream_name);
 	s = natsOptions_Create(&sink->opts);
 	if (s == NATS_OK)
 		s = natsOptions_SetServers(sink->opts, servers, nservers);
@@ -282,8 +285,11 @@ build_options(PgsNatsSink *sink, const char *stream_name)
 		s = natsOptions_SetUserCredentialsFromFiles(sink->opts, pgs_nats_creds_file, NULL);
 	if (s == NATS_OK && pgs_nats_nkey_seed_file[0] != '\0')
 	{
-		/* the public key is derived from the seed by the library */
-		s = natsOptions_SetNKeyFromSeed(sink->opts, NULL, pgs_nats_nkey_seed_file);
+		if (pgs_nats_nkey[0] == '\0')
+			s = NATS_INVALID_ARG;	/* cnats needs the public key too */
+		else
+			s = natsOptions_SetNKeyFromSeed(sink->opts, pgs_nats_nkey,
+											pgs_nats_nkey_seed_file);
 	}
 	if (s == NATS_OK && pgs_nats_tls_ca_file[0] != '\0')
 	{
