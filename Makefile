@@ -45,3 +45,7 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 EXTRA_CLEAN = results_dir tmp_check_regress
+
+# PGXS does not track header dependencies: rebuild everything when a
+# header of the extension changes
+$(OBJS): $(wildcard $(srcdir)/src/*.h)

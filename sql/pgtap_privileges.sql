@@ -8,7 +8,7 @@ RESET client_min_messages;
 CREATE ROLE tap_user LOGIN;
 CREATE ROLE tap_monitor LOGIN;
 
-SELECT plan(27);
+SELECT plan(30);
 
 SELECT has_schema('pgoutput_stream');
 SELECT has_table('pgoutput_stream', 'streams', 'streams table exists');
@@ -62,9 +62,17 @@ SELECT lives_ok($$SELECT * FROM pgoutput_stream.stream_status$$, 'monitor reads 
 SELECT throws_ok($$SELECT pgoutput_stream.stop_stream('x')$$, '42501');
 SELECT throws_ok($$SELECT * FROM pgoutput_stream.streams$$, '42501');
 RESET ROLE;
-SELECT is(
-	(SELECT count(*)::int FROM pg_settings WHERE name LIKE 'pgoutput_stream.%'),
-	4, 'four settings');
+-- credentials and connection settings are hidden from ordinary roles
+SET ROLE tap_user;
+SELECT throws_ok($$SHOW pgoutput_stream.nats_password$$, '42501');
+SELECT throws_ok($$SHOW pgoutput_stream.nats_token$$, '42501');
+SELECT throws_ok($$SHOW pgoutput_stream.nats_url$$, '42501');
+SELECT is((SELECT count(*)::int FROM pg_settings
+	WHERE name IN ('pgoutput_stream.nats_password', 'pgoutput_stream.nats_user',
+		'pgoutput_stream.nats_token', 'pgoutput_stream.nats_nkey_seed_file',
+		'pgoutput_stream.nats_creds_file', 'pgoutput_stream.nats_tls_key_file')),
+	0, 'secret settings are not listed in pg_settings for ordinary roles');
+RESET ROLE;
 
 SELECT * FROM finish();
 

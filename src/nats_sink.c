@@ -489,6 +489,12 @@ try_connect(PgsNatsSink *sink, const PgsStreamConfig *config, char **reason)
 	natsStatus	s;
 	volatile bool ok = false;
 
+	if (pgs_nats_nkey_seed_file[0] != '\0' && pgs_nats_nkey[0] == '\0')
+	{
+		*reason = pstrdup("\"pgoutput_stream.nats_nkey_seed_file\" is set but \"pgoutput_stream.nats_nkey\" is not");
+		return false;
+	}
+
 	/* every thread cnats starts inherits this mask: signals stay ours */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
