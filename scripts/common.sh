@@ -34,13 +34,14 @@ PGS_APT_PACKAGES=(
 	nats-server
 	libcurl4-openssl-dev
 	libipc-run-perl
+	openssl
 )
 
 # ---------------------------------------------------------------------------
 # npm: test clients (e.g. the NATS JavaScript client for consumer tests).
 # >>> Add here the directories, relative to the repository root, that hold a
 # >>> package.json + package-lock.json of test clients; `npm ci` runs in each
-# >>> of them inside the build copy.  Nothing to install from npm yet.
+# >>> of them inside the build copy.
 PGS_NPM_DIRS=(
 	test/nats
 )
