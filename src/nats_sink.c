@@ -339,10 +339,12 @@ pattern_covers_prefix(const char *pattern, const char *prefix)
 
 /*
  * Use the JetStream stream if it captures the prefix; create it if
- * missing.  A user's stream is never altered or deleted.
+ * missing.  A user's stream is never altered or deleted.  Returns false
+ * with the reason on failure: the stream waits and tries again, so fixing
+ * the JetStream side is enough to resume.
  */
-static void
-ensure_stream(PgsNatsSink *sink, const PgsStreamConfig *config)
+static bool
+ensure_stream(PgsNatsSink *sink, const PgsStreamConfig *config, char **reason)
 {
 	jsStreamInfo *si = NULL;
 	jsErrCode	jerr = 0;
@@ -359,17 +361,19 @@ ensure_stream(PgsNatsSink *sink, const PgsStreamConfig *config)
 			covered = pattern_covers_prefix(si->Config->Subjects[i], prefix);
 		jsStreamInfo_Destroy(si);
 		if (!covered)
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("JetStream stream \"%s\" does not capture the subjects of stream \"%s\"",
-							sink->stream, config->name),
-					 errdetail("Events are published below \"%s.>\".", prefix),
-					 errhint("Add the subject \"%s.>\" to the JetStream stream, or choose another one with the stream option nats_stream.",
-							 prefix)));
-		return;
+		{
+			*reason = psprintf("JetStream stream \"%s\" does not capture the subjects \"%s.>\"; add them to the JetStream stream or set the stream option nats_stream",
+							   sink->stream, prefix);
+			return false;
+		}
+		return true;
 	}
 	if (s != NATS_NOT_FOUND)
-		report_nats_error(psprintf("could not look up JetStream stream \"%s\"", sink->stream), s);
+	{
+		*reason = psprintf("could not look up JetStream stream \"%s\": %s",
+						   sink->stream, nats_error_text(s));
+		return false;
+	}
 
 	{
 		jsStreamConfig sc;
@@ -392,24 +396,25 @@ ensure_stream(PgsNatsSink *sink, const PgsStreamConfig *config)
 		jerr = 0;
 		s = js_AddStream(&si, sink->js, &sc, NULL, &jerr);
 		if (s != NATS_OK)
-			ereport(ERROR,
-					(errcode(ERRCODE_CONNECTION_FAILURE),
-					 errmsg("could not create JetStream stream \"%s\": %s",
-							sink->stream, nats_error_text(s)),
-					 errdetail("JetStream error code %d.", (int) jerr)));
+		{
+			*reason = psprintf("could not create JetStream stream \"%s\": %s (JetStream error code %d)",
+							   sink->stream, nats_error_text(s), (int) jerr);
+			return false;
+		}
 		jsStreamInfo_Destroy(si);
 		ereport(LOG,
 				(errmsg("stream \"%s\" created JetStream stream \"%s\" for subjects \"%s\"",
 						config->name, sink->stream, subjects[0])));
 	}
+	return true;
 }
 
 /*
  * Read the last message this stream stored: the resume point, and the id
  * to chain the next message to.
  */
-static void
-read_resume_point(PgsNatsSink *sink, const PgsStreamConfig *config)
+static bool
+read_resume_point(PgsNatsSink *sink, const PgsStreamConfig *config, char **reason)
 {
 	natsMsg    *last = NULL;
 	jsErrCode	jerr = 0;
@@ -425,7 +430,11 @@ read_resume_point(PgsNatsSink *sink, const PgsStreamConfig *config)
 
 	s = js_GetStreamInfo(&si, sink->js, sink->stream, NULL, &jerr);
 	if (s != NATS_OK)
-		report_nats_error(psprintf("could not look up JetStream stream \"%s\"", sink->stream), s);
+	{
+		*reason = psprintf("could not look up JetStream stream \"%s\": %s",
+						   sink->stream, nats_error_text(s));
+		return false;
+	}
 	stream_last_seq = si->State.LastSeq;
 	jsStreamInfo_Destroy(si);
 
@@ -434,11 +443,14 @@ read_resume_point(PgsNatsSink *sink, const PgsStreamConfig *config)
 	{
 		/* nothing of ours yet; chain only if the stream is empty */
 		sink->chain = (stream_last_seq == 0);
-		return;
+		return true;
 	}
 	if (s != NATS_OK)
-		report_nats_error(psprintf("could not read the last message of JetStream stream \"%s\"",
-								   sink->stream), s);
+	{
+		*reason = psprintf("could not read the last message of JetStream stream \"%s\": %s",
+						   sink->stream, nats_error_text(s));
+		return false;
+	}
 
 	if (natsMsgHeader_Get(last, "Nats-Msg-Id", &id) == NATS_OK)
 	{
@@ -465,6 +477,7 @@ read_resume_point(PgsNatsSink *sink, const PgsStreamConfig *config)
 				(errmsg("stream \"%s\" is not the only writer of JetStream stream \"%s\"; messages are not chained",
 						config->name, sink->stream)));
 	natsMsg_Destroy(last);
+	return true;
 }
 
 /* Wait for an acknowledgement or the timeout; interruptible */
@@ -533,11 +546,14 @@ try_connect(PgsNatsSink *sink, const PgsStreamConfig *config, char **reason)
 		}
 		if (s == NATS_OK)
 		{
+			if (!ensure_stream(sink, config, reason) ||
+				!read_resume_point(sink, config, reason))
+				s = NATS_ERR;
+		}
+		if (s == NATS_OK)
+		{
 			natsMsg    *warmup = NULL;
 			jsPubOptions po;
-
-			ensure_stream(sink, config);
-			read_resume_point(sink, config);
 
 			/*
 			 * Start the acknowledgement thread now, while signals are
@@ -651,6 +667,28 @@ check_failed(PgsNatsSink *sink)
 				 errhint("The stream restarts and sends again from its last confirmed position; JetStream keeps every event once.")));
 }
 
+/*
+ * Retire the spans at the head of the ring that are completely
+ * acknowledged, advancing the acknowledged position.
+ */
+static void
+retire_spans(PgsNatsSink *sink)
+{
+	pthread_mutex_lock(&sink->mu);
+	while (sink->span_count > 0)
+	{
+		NatsSpan   *span = &sink->spans[sink->span_head];
+
+		if (!span->closed || span->nacked < span->nmsgs)
+			break;
+		if (!XLogRecPtrIsInvalid(span->end_lsn))
+			sink->acked = span->end_lsn;
+		sink->span_head = (sink->span_head + 1) % sink->span_cap;
+		sink->span_count--;
+	}
+	pthread_mutex_unlock(&sink->mu);
+}
+
 static void
 wait_for_room(PgsNatsSink *sink)
 {
@@ -659,6 +697,7 @@ wait_for_room(PgsNatsSink *sink)
 		bool		room;
 
 		check_failed(sink);
+		retire_spans(sink);
 		pthread_mutex_lock(&sink->mu);
 		room = sink->inflight < pgs_nats_max_pending &&
 			sink->span_count < sink->span_cap - 1;
@@ -832,20 +871,7 @@ nats_poll(PgsSink *base)
 	}
 	check_failed(sink);
 	check_connection(sink);
-
-	pthread_mutex_lock(&sink->mu);
-	while (sink->span_count > 0)
-	{
-		NatsSpan   *span = &sink->spans[sink->span_head];
-
-		if (!span->closed || span->nacked < span->nmsgs)
-			break;
-		if (!XLogRecPtrIsInvalid(span->end_lsn))
-			sink->acked = span->end_lsn;
-		sink->span_head = (sink->span_head + 1) % sink->span_cap;
-		sink->span_count--;
-	}
-	pthread_mutex_unlock(&sink->mu);
+	retire_spans(sink);
 }
 
 static XLogRecPtr
