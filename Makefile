@@ -11,6 +11,7 @@ OBJS = \
 	src/proto.o \
 	src/format.o \
 	src/format_json.o \
+	src/format_feldera.o \
 	src/subject.o \
 	src/sink_log.o \
 	src/stream_config.o \

@@ -47,6 +47,8 @@ pgs_format_from_name(const char *name, PgsFormat *format)
 		*format = PGS_FORMAT_JSON_PRETTY;
 	else if (strcmp(name, "text") == 0)
 		*format = PGS_FORMAT_TEXT;
+	else if (strcmp(name, "feldera") == 0)
+		*format = PGS_FORMAT_FELDERA;
 	else
 		return false;
 
@@ -68,6 +70,8 @@ pgs_format_name(PgsFormat format)
 			return "json-pretty";
 		case PGS_FORMAT_TEXT:
 			return "text";
+		case PGS_FORMAT_FELDERA:
+			return "feldera";
 	}
 
 	elog(ERROR, "unrecognized stream format: %d", (int) format);
@@ -151,6 +155,9 @@ pgs_format_payload(StringInfo buf, const PgsFormatOptions *opts,
 			break;
 		case PGS_FORMAT_TEXT:
 			emitted = pgs_render_text(buf, opts, ev);
+			break;
+		case PGS_FORMAT_FELDERA:
+			emitted = pgs_render_feldera(buf, opts, ev);
 			break;
 		default:
 			elog(ERROR, "unrecognized stream format: %d", (int) opts->format);

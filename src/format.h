@@ -21,7 +21,8 @@ typedef enum PgsFormat
 {
 	PGS_FORMAT_JSON,
 	PGS_FORMAT_JSON_PRETTY,
-	PGS_FORMAT_TEXT
+	PGS_FORMAT_TEXT,
+	PGS_FORMAT_FELDERA			/* Feldera insert_delete rows */
 } PgsFormat;
 
 typedef enum PgsValueMode
@@ -54,6 +55,15 @@ extern void pgs_format_subject(StringInfo buf, const PgsFormatOptions *opts,
  */
 extern bool pgs_format_payload(StringInfo buf, const PgsFormatOptions *opts,
 							   const PgsEvent *ev);
+
+/*
+ * Append a row in Feldera's JSON encodings; an unchanged TOASTed value is
+ * taken from old, or raises an error.
+ */
+extern void pgs_feldera_append_row(StringInfo buf, const PgsRelation *rel,
+								   const LogicalRepTupleData *tuple,
+								   const LogicalRepTupleData *old,
+								   bool key_only);
 
 /* Append name to buf as one NATS subject token (escaping rule in docs) */
 extern void pgs_subject_append_token(StringInfo buf, const char *name);

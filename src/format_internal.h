@@ -35,4 +35,7 @@ extern bool pgs_render_json_pretty(StringInfo buf, const PgsFormatOptions *opts,
 extern bool pgs_render_text(StringInfo buf, const PgsFormatOptions *opts,
 							const PgsEvent *ev);
 
+extern bool pgs_render_feldera(StringInfo buf, const PgsFormatOptions *opts,
+							   const PgsEvent *ev);
+
 #endif							/* PGS_FORMAT_INTERNAL_H */

@@ -133,7 +133,7 @@ pgs_parse_format(const char *name)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unrecognized format \"%s\"", name),
-				 errhint("Valid formats are: %s.", "json, json-pretty, text")));
+				 errhint("Valid formats are: %s.", "json, json-pretty, text, feldera")));
 	return format;
 }
 
