@@ -19,8 +19,9 @@ OBJS = \
 	src/peek.o \
 	src/wakeup.o \
 	src/ddl_guard.o \
-	src/nats_sink.o
-SHLIB_LINK = -lnats
+	src/nats_sink.o \
+	src/feldera_sink.o
+SHLIB_LINK = -lnats -lcurl
 PGFILEDESC = "pgoutput_stream - stream row changes to NATS JetStream and Feldera"
 
 EXTENSION = pgoutput_stream

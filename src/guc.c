@@ -42,6 +42,12 @@ int			pgs_nats_ack_timeout = 10000;
 int			pgs_nats_max_pending = 4096;
 int			pgs_nats_max_retry_delay = 30000;
 
+char	   *pgs_feldera_url = NULL;
+char	   *pgs_feldera_api_key = NULL;
+int			pgs_feldera_connect_timeout = 5000;
+int			pgs_feldera_request_timeout = 30000;
+int			pgs_feldera_max_retry_delay = 30000;
+
 /* A secret: readable and settable by superusers only */
 static void
 define_secret(const char *name, const char *description, char **variable)
@@ -164,6 +170,38 @@ pgs_guc_init(void)
 							gettext_noop("Longest wait between two attempts to reach NATS (the delay doubles up to it)."),
 							NULL,
 							&pgs_nats_max_retry_delay,
+							30000, 100, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("pgoutput_stream.feldera_url",
+							   gettext_noop("Base URL of the Feldera API for streams with target feldera."),
+							   gettext_noop("A stream's feldera_url option overrides it."),
+							   &pgs_feldera_url,
+							   "http://127.0.0.1:8080",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+	define_secret("pgoutput_stream.feldera_api_key",
+				  gettext_noop("Feldera API key, sent as \"Authorization: Bearer <key>\"."),
+				  &pgs_feldera_api_key);
+	DefineCustomIntVariable("pgoutput_stream.feldera_connect_timeout",
+							gettext_noop("Timeout of one attempt to connect to Feldera."),
+							NULL,
+							&pgs_feldera_connect_timeout,
+							5000, 100, 600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("pgoutput_stream.feldera_request_timeout",
+							gettext_noop("Longest time one Feldera ingress request may take before it is sent again."),
+							gettext_noop("A paused pipeline holds requests, so this bounds how long such a request is waited for."),
+							&pgs_feldera_request_timeout,
+							30000, 100, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("pgoutput_stream.feldera_max_retry_delay",
+							gettext_noop("Longest wait between two attempts to deliver to Feldera (the delay doubles up to it)."),
+							NULL,
+							&pgs_feldera_max_retry_delay,
 							30000, 100, 3600 * 1000,
 							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);

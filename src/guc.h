@@ -35,6 +35,13 @@ extern int	pgs_nats_ack_timeout;
 extern int	pgs_nats_max_pending;
 extern int	pgs_nats_max_retry_delay;
 
+/* Feldera */
+extern char *pgs_feldera_url;
+extern char *pgs_feldera_api_key;
+extern int	pgs_feldera_connect_timeout;
+extern int	pgs_feldera_request_timeout;
+extern int	pgs_feldera_max_retry_delay;
+
 extern void pgs_guc_init(void);
 
 #endif							/* PGS_GUC_H */

@@ -66,5 +66,6 @@ struct PgsSink
 
 extern PgsSink *pgs_sink_log_create(const PgsStreamConfig *config);
 extern PgsSink *pgs_sink_nats_create(const PgsStreamConfig *config);
+extern PgsSink *pgs_sink_feldera_create(const PgsStreamConfig *config);
 
 #endif							/* PGS_SINK_H */

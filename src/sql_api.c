@@ -369,6 +369,7 @@ pgoutput_stream_create_stream(PG_FUNCTION_ARGS)
 	config.targets = pgs_parse_targets(PG_GETARG_ARRAYTYPE_P(3));
 	config.fmt.format = pgs_parse_format(format_name);
 	pgs_apply_options(&config, options);
+	pgs_validate_target_options(&config);
 	CheckLogicalDecodingRequirements();
 
 	spi_connect();
@@ -549,6 +550,7 @@ pgoutput_stream_alter_stream(PG_FUNCTION_ARGS)
 		changed.fmt.format = pgs_parse_format(format_name);
 		options = DatumGetJsonbP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
 		pgs_apply_options(&changed, options);
+		pgs_validate_target_options(&changed);
 
 		values[1] = targets;
 		values[2] = CStringGetTextDatum(format_name);

@@ -26,6 +26,9 @@
 
 #include "stream_config.h"
 
+static void invalid_option_value(const char *key, const char *value,
+								 const char *detail) pg_attribute_noreturn();
+
 /*
  * Stream names become part of slot names, worker names and log lines, so
  * they are limited to what a replication slot name accepts.
@@ -110,11 +113,13 @@ pgs_parse_targets(ArrayType *targets)
 			bit = PGS_TARGET_LOG;
 		else if (strcmp(name, "nats") == 0)
 			bit = PGS_TARGET_NATS;
+		else if (strcmp(name, "feldera") == 0)
+			bit = PGS_TARGET_FELDERA;
 		else
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unrecognized target \"%s\"", name),
-					 errhint("Valid targets are: %s.", "log, nats")));
+					 errhint("Valid targets are: %s.", "log, nats, feldera")));
 		if (result & bit)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -151,6 +156,55 @@ pgs_config_defaults(PgsStreamConfig *config)
 	config->nats.max_age = 0;
 	config->nats.replicas = 1;
 	config->nats.duplicate_window = 0;
+	config->feldera.url = NULL;
+	config->feldera.pipeline = NULL;
+	config->feldera.naming = PGS_FELDERA_SCHEMA_TABLE;
+	config->feldera.table_map = NULL;
+	config->feldera.tables = NULL;
+	config->feldera.truncate_skip = false;
+	config->feldera.max_rows = 10000;
+	config->feldera.wait_completion = false;
+}
+
+/*
+ * Options a target cannot work without.  Checked when a stream is created
+ * or changed, so that a stream that exists can always start.
+ */
+void
+pgs_validate_target_options(const PgsStreamConfig *config)
+{
+	if ((config->targets & PGS_TARGET_FELDERA) && config->feldera.pipeline == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("target \"feldera\" needs the stream option \"feldera_pipeline\"")));
+}
+
+/* "schema.table=name,..." : every entry has a dot before the "=" */
+static void
+validate_table_map(const char *key, const char *value)
+{
+	char	   *copy = pstrdup(value);
+	char	   *save = NULL;
+	char	   *entry;
+
+	for (entry = strtok_r(copy, ",", &save); entry != NULL; entry = strtok_r(NULL, ",", &save))
+	{
+		char	   *eq = strchr(entry, '=');
+
+		if (eq == NULL || eq == entry || eq[1] == '\0' || memchr(entry, '.', eq - entry) == NULL)
+			invalid_option_value(key, value,
+								 "The value is a comma-separated list of schema.table=feldera_table entries.");
+	}
+}
+
+static bool
+bool_option(const char *key, const char *value)
+{
+	bool		result;
+
+	if (!parse_bool(value, &result))
+		invalid_option_value(key, value, "The value must be a Boolean (on or off).");
+	return result;
 }
 
 static void
@@ -333,12 +387,52 @@ pgs_apply_options(PgsStreamConfig *config, Jsonb *options)
 			config->nats.replicas = int_option(key, value, 1, 5);
 		else if (strcmp(key, "nats_duplicate_window") == 0)
 			config->nats.duplicate_window = int_option(key, value, 0, PG_INT64_MAX / 1000000000);
+		else if (strcmp(key, "feldera_url") == 0)
+		{
+			validate_nats_url(key, value);
+			config->feldera.url = value;
+		}
+		else if (strcmp(key, "feldera_pipeline") == 0)
+		{
+			if (value[0] == '\0')
+				invalid_option_value(key, value, "The pipeline name must not be empty.");
+			config->feldera.pipeline = value;
+		}
+		else if (strcmp(key, "feldera_table_names") == 0)
+		{
+			if (strcmp(value, "schema_table") == 0)
+				config->feldera.naming = PGS_FELDERA_SCHEMA_TABLE;
+			else if (strcmp(value, "table") == 0)
+				config->feldera.naming = PGS_FELDERA_TABLE;
+			else
+				invalid_option_value(key, value, "Valid values are \"schema_table\" and \"table\".");
+		}
+		else if (strcmp(key, "feldera_table_map") == 0)
+		{
+			validate_table_map(key, value);
+			config->feldera.table_map = value;
+		}
+		else if (strcmp(key, "feldera_tables") == 0)
+			config->feldera.tables = value;
+		else if (strcmp(key, "feldera_truncate") == 0)
+		{
+			if (strcmp(value, "fail") == 0)
+				config->feldera.truncate_skip = false;
+			else if (strcmp(value, "skip") == 0)
+				config->feldera.truncate_skip = true;
+			else
+				invalid_option_value(key, value, "Valid values are \"fail\" and \"skip\".");
+		}
+		else if (strcmp(key, "feldera_max_rows") == 0)
+			config->feldera.max_rows = (int) int_option(key, value, 1, 1000000);
+		else if (strcmp(key, "feldera_wait_completion") == 0)
+			config->feldera.wait_completion = bool_option(key, value);
 		else
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unrecognized stream option \"%s\"", key),
 					 errhint("Valid options are: %s.",
-							 "subject_prefix, value_mode, nats_url, nats_stream, nats_storage, nats_max_msgs, nats_max_bytes, nats_max_age, nats_replicas, nats_duplicate_window")));
+							 "subject_prefix, value_mode, nats_url, nats_stream, nats_storage, nats_max_msgs, nats_max_bytes, nats_max_age, nats_replicas, nats_duplicate_window, feldera_url, feldera_pipeline, feldera_table_names, feldera_table_map, feldera_tables, feldera_truncate, feldera_max_rows, feldera_wait_completion")));
 	}
 }
 

@@ -24,6 +24,26 @@
 /* Targets, as bits */
 #define PGS_TARGET_LOG		(1 << 0)
 #define PGS_TARGET_NATS		(1 << 1)
+#define PGS_TARGET_FELDERA	(1 << 2)
+
+/* How PostgreSQL tables are named in the Feldera pipeline */
+typedef enum PgsFelderaNaming
+{
+	PGS_FELDERA_SCHEMA_TABLE,	/* "schema_table", as the original tool */
+	PGS_FELDERA_TABLE			/* the table name alone */
+} PgsFelderaNaming;
+
+typedef struct PgsFelderaConfig
+{
+	const char *url;			/* NULL: pgoutput_stream.feldera_url */
+	const char *pipeline;		/* required for target feldera */
+	PgsFelderaNaming naming;
+	const char *table_map;		/* "schema.table=name,..." or NULL */
+	const char *tables;			/* allow-list of Feldera names or NULL */
+	bool		truncate_skip;	/* else a TRUNCATE fails the stream */
+	int			max_rows;		/* rows per request */
+	bool		wait_completion;	/* wait for /completion_status */
+} PgsFelderaConfig;
 
 /* Settings of the JetStream stream a nats target creates when missing */
 typedef struct PgsNatsStreamConfig
@@ -47,6 +67,7 @@ typedef struct PgsStreamConfig
 	int			targets;		/* PGS_TARGET_* bits */
 	PgsFormatOptions fmt;
 	PgsNatsStreamConfig nats;
+	PgsFelderaConfig feldera;
 	bool		enabled;
 } PgsStreamConfig;
 
@@ -56,6 +77,7 @@ extern int	pgs_parse_targets(ArrayType *targets);
 extern PgsFormat pgs_parse_format(const char *name);
 extern void pgs_apply_options(PgsStreamConfig *config, Jsonb *options);
 extern void pgs_config_defaults(PgsStreamConfig *config);
+extern void pgs_validate_target_options(const PgsStreamConfig *config);
 
 extern PgsStreamConfig *pgs_config_load_by_id(int32 id);
 extern PgsStreamConfig *pgs_config_load_by_name(const char *name);

@@ -105,8 +105,8 @@ worker_on_exit(int code pg_attribute_unused(), Datum arg pg_attribute_unused())
  * End the worker because the stream cannot continue without the operator:
  * record why, and exit with code 0 so that it is not restarted.
  */
-static void
-worker_fail(const char *message, const char *hint)
+void
+pgs_worker_fail(const char *message, const char *hint)
 {
 	ereport(LOG,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -301,6 +301,8 @@ run_stream(void)
 	initStringInfo(&worker.payload);
 	if (worker.config->targets & PGS_TARGET_LOG)
 		worker.sinks[worker.nsinks++] = pgs_sink_log_create(worker.config);
+	if (worker.config->targets & PGS_TARGET_FELDERA)
+		worker.sinks[worker.nsinks++] = pgs_sink_feldera_create(worker.config);
 	if (worker.config->targets & PGS_TARGET_NATS)
 	{
 		PgsSink    *sink = pgs_sink_nats_create(worker.config);
@@ -317,7 +319,7 @@ run_stream(void)
 	pgs_decoder_wait_for_slot(worker.config->slot_name);
 	decoder = pgs_decoder_start(worker.config, emit_event, NULL);
 	if (decoder == NULL)
-		worker_fail(psprintf("replication slot \"%s\" was invalidated",
+		pgs_worker_fail(psprintf("replication slot \"%s\" was invalidated",
 							 worker.config->slot_name),
 					"The WAL the slot needed was removed, so events were lost. Drop the stream and create it again.");
 
@@ -507,11 +509,11 @@ pgoutput_stream_worker_main(Datum main_arg)
 	}
 
 	if (!publication_exists)
-		worker_fail(psprintf("publication \"%s\" does not exist",
+		pgs_worker_fail(psprintf("publication \"%s\" does not exist",
 							 worker.config->publication),
 					"Create the publication again; if changes were written while it was missing, advance the slot past them with pg_replication_slot_advance() (their events are lost); then call pgoutput_stream.start_stream().");
 	if (wal_level < WAL_LEVEL_LOGICAL)
-		worker_fail("logical decoding requires \"wal_level\" >= \"logical\"",
+		pgs_worker_fail("logical decoding requires \"wal_level\" >= \"logical\"",
 					"Set \"wal_level\" to \"logical\" and restart the server.");
 
 	PG_TRY();
@@ -539,7 +541,7 @@ pgoutput_stream_worker_main(Datum main_arg)
 		{
 			EmitErrorReport();
 			FlushErrorState();
-			worker_fail(edata->message,
+			pgs_worker_fail(edata->message,
 						"The publication was dropped while the stream needed it. Create it again if needed, advance the slot past the changes made without it with pg_replication_slot_advance() (their events are lost), then call pgoutput_stream.start_stream().");
 		}
 		RESUME_INTERRUPTS();

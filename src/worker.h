@@ -32,6 +32,7 @@ extern bool pgs_worker_register(Oid dboid, int32 stream_id, const char *name,
 								TransactionId wait_xid);
 
 extern void pgs_worker_report_waiting(const char *reason);
+extern void pgs_worker_fail(const char *message, const char *hint) pg_attribute_noreturn();
 extern void pgs_worker_report_streaming(void);
 extern bool pgs_worker_stop_requested(void);
 

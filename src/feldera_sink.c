@@ -1,0 +1,690 @@
+/*-------------------------------------------------------------------------
+ *
+ * feldera_sink.c
+ *		The "feldera" target: each transaction pushed to a Feldera
+ *		pipeline's HTTP ingress, one request per (transaction, table).
+ *
+ * Rows of a transaction are collected per Feldera table in Feldera's JSON
+ * encodings (format_feldera.c) and sent when the transaction ends, as
+ *   POST {url}/v0/pipelines/{pipeline}/ingress/{table}
+ *        ?format=json&update_format=insert_delete&array=true
+ * with at most feldera_max_rows rows per request.  The target is
+ * synchronous: a transaction counts as delivered once Feldera answered
+ * 200 to every one of its requests (and, with feldera_wait_completion, the
+ * completion tokens report "complete"), so the slot is never confirmed past
+ * anything Feldera has not accepted.
+ *
+ * 5xx, 429 and transport failures (refused or reset connections,
+ * timeouts) are retried with a delay that doubles up to
+ * pgoutput_stream.feldera_max_retry_delay; the stream shows "waiting for
+ * target" meanwhile.  Sending a request again is safe for tables with a
+ * primary key in Feldera (an insert is an upsert).  Any other answer (400
+ * ParseErrors, 401, 404, ...) puts the stream in state "failed" with
+ * Feldera's error code and message.
+ *
+ * One easy handle on one multi handle is reused for every request, so the
+ * connection is kept alive; the multi interface lets the wait for an
+ * answer check for interrupts every 100 ms, so SIGTERM is honoured even
+ * while a request hangs.  libcurl's threaded resolver may start a thread
+ * per name lookup: signals are blocked around every call that may do so.
+ *
+ * This is the only file that includes <curl/curl.h>.
+ *
+ * Copyright (c) 2026, pgoutput_stream developers
+ *
+ * IDENTIFICATION
+ *		src/feldera_sink.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <curl/curl.h>
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/latch.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+
+#include "guc.h"
+#include "sink.h"
+#include "worker.h"
+
+#define PGS_FELDERA_MAX_RESPONSE	65536
+
+/* Rows of the current transaction for one Feldera table */
+typedef struct FelderaBatch
+{
+	Oid			relid;			/* hash key */
+	char	   *table;			/* Feldera table name, NULL: not sent */
+	StringInfoData body;		/* "[" row, row ... */
+	int			nrows;
+} FelderaBatch;
+
+typedef struct PgsFelderaSink
+{
+	PgsSink		base;
+	char	   *base_url;		/* without trailing "/" */
+	char	   *pipeline_escaped;
+
+	CURLM	   *multi;
+	CURL	   *easy;
+	struct curl_slist *headers;
+	char		errbuf[CURL_ERROR_SIZE];
+	char	   *response;		/* malloc'd, filled by the write callback */
+	size_t		response_len;
+
+	MemoryContext txn_cxt;		/* batches of the current transaction */
+	HTAB	   *batches;		/* relid -> FelderaBatch */
+	List	   *tokens;			/* completion tokens of the transaction */
+	XLogRecPtr	acked;
+	uint64		requests;
+} PgsFelderaSink;
+
+static bool curl_initialised = false;
+
+/* Keep (a bounded part of) the answer: an error body or a token */
+static size_t
+collect_response(char *data, size_t size, size_t nmemb, void *closure)
+{
+	PgsFelderaSink *sink = (PgsFelderaSink *) closure;
+	size_t		n = size * nmemb;
+	size_t		keep = Min(n, PGS_FELDERA_MAX_RESPONSE - sink->response_len);
+
+	if (keep > 0)
+	{
+		/* malloc, not palloc: an error must not longjmp through libcurl */
+		char	   *grown = realloc(sink->response, sink->response_len + keep + 1);
+
+		if (grown == NULL)
+			return 0;
+		sink->response = grown;
+		memcpy(sink->response + sink->response_len, data, keep);
+		sink->response_len += keep;
+		sink->response[sink->response_len] = '\0';
+	}
+	return n;
+}
+
+/*
+ * Feldera's name for a relation, or NULL if the stream leaves it out (the
+ * feldera_tables allow-list).
+ */
+static char *
+feldera_table_name(const PgsStreamConfig *config, const char *nspname,
+				   const char *relname)
+{
+	char	   *name = NULL;
+
+	if (config->feldera.table_map != NULL)
+	{
+		char	   *qualified = psprintf("%s.%s", nspname, relname);
+		char	   *copy = pstrdup(config->feldera.table_map);
+		char	   *save = NULL;
+		char	   *entry;
+
+		for (entry = strtok_r(copy, ",", &save); entry != NULL;
+			 entry = strtok_r(NULL, ",", &save))
+		{
+			char	   *eq = strchr(entry, '=');
+
+			*eq = '\0';
+			if (strcmp(entry, qualified) == 0)
+			{
+				name = pstrdup(eq + 1);
+				break;
+			}
+		}
+	}
+	if (name == NULL)
+		name = config->feldera.naming == PGS_FELDERA_TABLE ? pstrdup(relname) :
+			psprintf("%s_%s", nspname, relname);
+
+	if (config->feldera.tables != NULL)
+	{
+		char	   *copy = pstrdup(config->feldera.tables);
+		char	   *save = NULL;
+		char	   *entry;
+		bool		allowed = false;
+
+		for (entry = strtok_r(copy, ",", &save); entry != NULL && !allowed;
+			 entry = strtok_r(NULL, ",", &save))
+			allowed = pg_strcasecmp(entry, name) == 0;
+		if (!allowed)
+			return NULL;
+	}
+	return name;
+}
+
+/*
+ * Two tables of the publication must not land in one Feldera table.
+ * Checked at start, before the slot is acquired (it reads catalogs).
+ */
+static void
+check_table_names(const PgsStreamConfig *config)
+{
+	HTAB	   *seen;
+	HASHCTL		ctl;
+	uint64		i;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+	char	   *collision = NULL;
+
+	ctl.keysize = NAMEDATALEN * 2;
+	ctl.entrysize = NAMEDATALEN * 4;
+	seen = hash_create("pgoutput_stream feldera names", 64, &ctl, HASH_ELEM | HASH_STRINGS);
+
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	args[0] = CStringGetTextDatum(config->publication);
+	if (SPI_execute_with_args("SELECT schemaname, tablename FROM pg_catalog.pg_publication_tables WHERE pubname = $1",
+							  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not list the tables of publication \"%s\"", config->publication);
+	for (i = 0; i < SPI_processed && collision == NULL; i++)
+	{
+		char	   *nsp = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		char	   *rel = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+		char	   *name = feldera_table_name(config, nsp, rel);
+		char		key[NAMEDATALEN * 2];
+		char	   *entry;
+		bool		found;
+
+		if (name == NULL)
+			continue;
+		/* Feldera compares unquoted names case-insensitively */
+		strlcpy(key, name, sizeof(key));
+		for (entry = key; *entry; entry++)
+			*entry = pg_tolower((unsigned char) *entry);
+		entry = hash_search(seen, key, HASH_ENTER, &found);
+		if (found)
+			collision = psprintf("tables \"%s\" and \"%s.%s\" both map to Feldera table \"%s\"",
+								 entry + NAMEDATALEN * 2, nsp, rel, name);
+		else
+			snprintf(entry + NAMEDATALEN * 2, NAMEDATALEN * 2, "%s.%s", nsp, rel);
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	hash_destroy(seen);
+
+	if (collision != NULL)
+		pgs_worker_fail(collision,
+						"Map one of the tables to another name with the stream option feldera_table_map, or use feldera_table_names.");
+}
+
+/* Pull the JSON string member key out of the response body, or NULL */
+static char *
+response_member(PgsFelderaSink *sink, const char *key)
+{
+	char	   *volatile result = NULL;
+
+	if (sink->response == NULL)
+		return NULL;
+	PG_TRY();
+	{
+		Datum		json = DirectFunctionCall1(jsonb_in, CStringGetDatum(sink->response));
+		Jsonb	   *jb = DatumGetJsonbP(json);
+		JsonbValue	k;
+		JsonbValue *v;
+
+		k.type = jbvString;
+		k.val.string.val = unconstify(char *, key);
+		k.val.string.len = strlen(key);
+		if (JB_ROOT_IS_OBJECT(jb) &&
+			(v = findJsonbValueFromContainer(&jb->root, JB_FOBJECT, &k)) != NULL &&
+			v->type == jbvString)
+			result = pnstrdup(v->val.string.val, v->val.string.len);
+	}
+	PG_CATCH();
+	{
+		/* not JSON: the caller shows the raw body */
+		FlushErrorState();
+	}
+	PG_END_TRY();
+	return result;
+}
+
+/*
+ * Perform the prepared request; interruptible.  Returns the HTTP status,
+ * or 0 on a transport failure (reason in errbuf).
+ */
+static long
+perform(PgsFelderaSink *sink)
+{
+	int			running = 1;
+	long		status = 0;
+	CURLMsg    *msg;
+	int			left;
+	CURLcode	result = CURLE_OK;
+	sigset_t	all;
+	sigset_t	old;
+
+	free(sink->response);
+	sink->response = NULL;
+	sink->response_len = 0;
+	sink->errbuf[0] = '\0';
+
+	curl_multi_add_handle(sink->multi, sink->easy);
+	while (running)
+	{
+		/* a name lookup may start a thread: it must not take our signals */
+		sigfillset(&all);
+		pthread_sigmask(SIG_BLOCK, &all, &old);
+		(void) curl_multi_perform(sink->multi, &running);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (running)
+			(void) curl_multi_poll(sink->multi, NULL, 0, 100, NULL);
+		CHECK_FOR_INTERRUPTS();
+	}
+	while ((msg = curl_multi_info_read(sink->multi, &left)) != NULL)
+	{
+		if (msg->msg == CURLMSG_DONE)
+			result = msg->data.result;
+	}
+	curl_multi_remove_handle(sink->multi, sink->easy);
+
+	if (result != CURLE_OK)
+	{
+		if (sink->errbuf[0] == '\0')
+			strlcpy(sink->errbuf, curl_easy_strerror(result), sizeof(sink->errbuf));
+		return 0;
+	}
+	curl_easy_getinfo(sink->easy, CURLINFO_RESPONSE_CODE, &status);
+	sink->requests++;
+	return status;
+}
+
+/* Whether an answer (or its absence) is worth sending the request again */
+static bool
+retryable(long status)
+{
+	return status == 0 || status == 429 || status >= 500;
+}
+
+static char *
+describe_failure(PgsFelderaSink *sink, long status, const char *what)
+{
+	char	   *code;
+	char	   *message;
+
+	if (status == 0)
+		return psprintf("%s: %s", what, sink->errbuf);
+	code = response_member(sink, "error_code");
+	message = response_member(sink, "message");
+	if (code != NULL || message != NULL)
+		return psprintf("%s: HTTP %ld %s: %s", what, status,
+						code ? code : "", message ? message : "");
+	return psprintf("%s: HTTP %ld%s%s", what, status,
+					sink->response ? ": " : "", sink->response ? sink->response : "");
+}
+
+/*
+ * Send one request until Feldera accepts it; retries transient failures
+ * with a growing delay and fails the stream on any other answer.
+ */
+static void
+send_with_retry(PgsFelderaSink *sink, const char *url, const char *body,
+				size_t len, const char *what)
+{
+	long		delay_ms = 250;
+	bool		waited = false;
+
+	for (;;)
+	{
+		long		status;
+		char	   *reason;
+
+		curl_easy_setopt(sink->easy, CURLOPT_URL, url);
+		if (body != NULL)
+		{
+			curl_easy_setopt(sink->easy, CURLOPT_HTTPGET, 0L);
+			curl_easy_setopt(sink->easy, CURLOPT_POSTFIELDS, body);
+			curl_easy_setopt(sink->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) len);
+		}
+		else
+			curl_easy_setopt(sink->easy, CURLOPT_HTTPGET, 1L);
+		status = perform(sink);
+		if (status == 200)
+		{
+			if (waited)
+				pgs_worker_report_streaming();
+			return;
+		}
+		reason = describe_failure(sink, status, what);
+		if (!retryable(status))
+			pgs_worker_fail(reason,
+							"Fix the pipeline or the data, then call pgoutput_stream.start_stream(); the slot was not confirmed past this transaction.");
+
+		ereport(LOG,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("stream \"%s\" is waiting for Feldera: %s",
+						sink->base.config->name, reason),
+				 errdetail("Next attempt in %ld ms.", delay_ms)));
+		pgs_worker_report_waiting(reason);
+		waited = true;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 delay_ms, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		delay_ms = Min(delay_ms * 2, (long) pgs_feldera_max_retry_delay);
+	}
+}
+
+/* URL of a table's ingress endpoint */
+static char *
+ingress_url(PgsFelderaSink *sink, const char *table)
+{
+	char	   *escaped;
+	char	   *url;
+	bool		plain = true;
+	const char *p;
+
+	/*
+	 * Feldera matches unquoted names case-insensitively; a name that is not
+	 * a plain lower-case identifier is sent quoted, to match exactly.
+	 */
+	for (p = table; *p; p++)
+	{
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
+			plain = false;
+	}
+	if (plain)
+		escaped = curl_easy_escape(sink->easy, table, 0);
+	else
+	{
+		char	   *quoted = psprintf("\"%s\"", table);
+
+		escaped = curl_easy_escape(sink->easy, quoted, 0);
+	}
+	url = psprintf("%s/v0/pipelines/%s/ingress/%s?format=json&update_format=insert_delete&array=true",
+				   sink->base_url, sink->pipeline_escaped, escaped);
+	curl_free(escaped);
+	return url;
+}
+
+/* Send the rows collected for one table, as one request */
+static void
+flush_batch(PgsFelderaSink *sink, FelderaBatch *batch)
+{
+	char	   *body;
+	char	   *token;
+
+	if (batch->nrows == 0)
+		return;
+	appendStringInfoChar(&batch->body, ']');
+	/* rows come UTF-8 encoded from pgs_format_payload() */
+	body = batch->body.data;
+	send_with_retry(sink, ingress_url(sink, batch->table), body, batch->body.len,
+					psprintf("could not push %d rows to Feldera table \"%s\"",
+							 batch->nrows, batch->table));
+	token = response_member(sink, "token");
+	if (token != NULL && sink->base.config->feldera.wait_completion)
+	{
+		MemoryContext old = MemoryContextSwitchTo(sink->txn_cxt);
+
+		sink->tokens = lappend(sink->tokens, pstrdup(token));
+		MemoryContextSwitchTo(old);
+	}
+	resetStringInfo(&batch->body);
+	appendStringInfoChar(&batch->body, '[');
+	batch->nrows = 0;
+}
+
+/* The batch of a relation, created on first use in the transaction */
+static FelderaBatch *
+batch_for(PgsFelderaSink *sink, const PgsRelation *rel)
+{
+	FelderaBatch *batch;
+	bool		found;
+
+	if (sink->batches == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(FelderaBatch);
+		ctl.hcxt = sink->txn_cxt;
+		sink->batches = hash_create("pgoutput_stream feldera batches", 16, &ctl,
+									HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	batch = hash_search(sink->batches, &rel->relid, HASH_ENTER, &found);
+	if (!found)
+	{
+		MemoryContext old = MemoryContextSwitchTo(sink->txn_cxt);
+
+		batch->table = feldera_table_name(sink->base.config, rel->nspname, rel->relname);
+		initStringInfo(&batch->body);
+		appendStringInfoChar(&batch->body, '[');
+		batch->nrows = 0;
+		MemoryContextSwitchTo(old);
+	}
+	return batch;
+}
+
+static void
+feldera_send(PgsSink *base, const PgsOutput *out)
+{
+	PgsFelderaSink *sink = (PgsFelderaSink *) base;
+	const PgsEvent *ev = out->event;
+	FelderaBatch *batch;
+	MemoryContext old;
+	PgsFormatOptions fmt;
+
+	if (ev->kind == PGS_EVENT_TRUNCATE)
+	{
+		batch = batch_for(sink, ev->rel);
+		if (batch->table == NULL || base->config->feldera.truncate_skip)
+			return;
+		pgs_worker_fail(psprintf("TRUNCATE of table \"%s.%s\" cannot be sent to Feldera",
+								 ev->rel->nspname, ev->rel->relname),
+						"Feldera has no TRUNCATE. Set the stream option feldera_truncate to \"skip\" to ignore TRUNCATE (the Feldera table keeps its rows), then call pgoutput_stream.start_stream().");
+	}
+	if (ev->kind != PGS_EVENT_INSERT && ev->kind != PGS_EVENT_UPDATE &&
+		ev->kind != PGS_EVENT_DELETE)
+		return;
+
+	batch = batch_for(sink, ev->rel);
+	if (batch->table == NULL)
+		return;
+
+	old = MemoryContextSwitchTo(sink->txn_cxt);
+	if (batch->nrows > 0)
+		appendStringInfoChar(&batch->body, ',');
+	fmt = base->config->fmt;
+	fmt.format = PGS_FORMAT_FELDERA;
+	/* the feldera format renders exactly the insert_delete object */
+	{
+		StringInfoData row;
+
+		initStringInfo(&row);
+		(void) pgs_format_payload(&row, &fmt, ev);
+		appendBinaryStringInfo(&batch->body, row.data, row.len);
+		pfree(row.data);
+	}
+	batch->nrows++;
+	MemoryContextSwitchTo(old);
+
+	if (batch->nrows >= base->config->feldera.max_rows)
+		flush_batch(sink, batch);
+}
+
+/* Wait until Feldera processed every request of the transaction */
+static void
+wait_for_completion(PgsFelderaSink *sink)
+{
+	ListCell   *lc;
+
+	foreach(lc, sink->tokens)
+	{
+		char	   *token = (char *) lfirst(lc);
+		char	   *escaped = curl_easy_escape(sink->easy, token, 0);
+		char	   *url = psprintf("%s/v0/pipelines/%s/completion_status?token=%s",
+								   sink->base_url, sink->pipeline_escaped, escaped);
+
+		curl_free(escaped);
+		for (;;)
+		{
+			char	   *status;
+
+			send_with_retry(sink, url, NULL, 0, "could not read Feldera completion status");
+			status = response_member(sink, "status");
+			if (status != NULL && strcmp(status, "complete") == 0)
+				break;
+			/* 202 in progress is answered 200 by some versions: poll */
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 20, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
+}
+
+static void
+feldera_end_transaction(PgsSink *base, XLogRecPtr end_lsn)
+{
+	PgsFelderaSink *sink = (PgsFelderaSink *) base;
+
+	if (sink->batches != NULL)
+	{
+		HASH_SEQ_STATUS seq;
+		FelderaBatch *batch;
+
+		hash_seq_init(&seq, sink->batches);
+		while ((batch = hash_seq_search(&seq)) != NULL)
+		{
+			if (batch->table != NULL)
+				flush_batch(sink, batch);
+		}
+		if (sink->tokens != NIL)
+			wait_for_completion(sink);
+	}
+	sink->acked = end_lsn;
+	sink->batches = NULL;
+	sink->tokens = NIL;
+	MemoryContextReset(sink->txn_cxt);
+}
+
+static void
+feldera_poll(PgsSink *base pg_attribute_unused())
+{
+}
+
+static XLogRecPtr
+feldera_acked_lsn(PgsSink *base)
+{
+	return ((PgsFelderaSink *) base)->acked;
+}
+
+/* Synchronous: nothing is ever in flight between transactions */
+static bool
+feldera_idle(PgsSink *base pg_attribute_unused())
+{
+	return true;
+}
+
+static void
+feldera_shutdown(PgsSink *base)
+{
+	PgsFelderaSink *sink = (PgsFelderaSink *) base;
+
+	if (sink->multi && sink->easy)
+		curl_multi_remove_handle(sink->multi, sink->easy);
+	if (sink->easy)
+		curl_easy_cleanup(sink->easy);
+	if (sink->multi)
+		curl_multi_cleanup(sink->multi);
+	if (sink->headers)
+		curl_slist_free_all(sink->headers);
+	free(sink->response);
+	sink->easy = NULL;
+	sink->multi = NULL;
+	sink->headers = NULL;
+	sink->response = NULL;
+}
+
+/*
+ * Create the target.  Checks the table mapping first (before the slot is
+ * acquired), then sets up the reused connection.
+ */
+PgsSink *
+pgs_sink_feldera_create(const PgsStreamConfig *config)
+{
+	PgsFelderaSink *sink = palloc0(sizeof(PgsFelderaSink));
+	const char *url = config->feldera.url ? config->feldera.url : pgs_feldera_url;
+	size_t		len;
+	char	   *escaped;
+
+	check_table_names(config);
+
+	sink->base.name = "feldera";
+	sink->base.config = config;
+	sink->base.send = feldera_send;
+	sink->base.end_transaction = feldera_end_transaction;
+	sink->base.poll = feldera_poll;
+	sink->base.acked_lsn = feldera_acked_lsn;
+	sink->base.idle = feldera_idle;
+	sink->base.shutdown = feldera_shutdown;
+	sink->txn_cxt = AllocSetContextCreate(CurrentMemoryContext,
+										  "pgoutput_stream feldera transaction",
+										  ALLOCSET_DEFAULT_SIZES);
+	sink->base_url = pstrdup(url);
+	len = strlen(sink->base_url);
+	while (len > 0 && sink->base_url[len - 1] == '/')
+		sink->base_url[--len] = '\0';
+
+	if (!curl_initialised)
+	{
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not initialise libcurl")));
+		curl_initialised = true;
+	}
+	sink->multi = curl_multi_init();
+	sink->easy = curl_easy_init();
+	if (sink->multi == NULL || sink->easy == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not create a libcurl handle")));
+
+	escaped = curl_easy_escape(sink->easy, config->feldera.pipeline, 0);
+	sink->pipeline_escaped = pstrdup(escaped);
+	curl_free(escaped);
+
+	sink->headers = curl_slist_append(sink->headers, "Content-Type: application/json");
+	/* no "Expect: 100-continue" round trip for large bodies */
+	sink->headers = curl_slist_append(sink->headers, "Expect:");
+	if (pgs_feldera_api_key[0] != '\0')
+	{
+		char	   *auth = psprintf("Authorization: Bearer %s", pgs_feldera_api_key);
+
+		sink->headers = curl_slist_append(sink->headers, auth);
+		/* the key stays in libcurl's copy only */
+		memset(auth, 0, strlen(auth));
+		pfree(auth);
+	}
+	curl_easy_setopt(sink->easy, CURLOPT_HTTPHEADER, sink->headers);
+	/* PostgreSQL owns the signals: no SIGALRM-based timeouts */
+	curl_easy_setopt(sink->easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(sink->easy, CURLOPT_ERRORBUFFER, sink->errbuf);
+	curl_easy_setopt(sink->easy, CURLOPT_CONNECTTIMEOUT_MS, (long) pgs_feldera_connect_timeout);
+	curl_easy_setopt(sink->easy, CURLOPT_TIMEOUT_MS, (long) pgs_feldera_request_timeout);
+	curl_easy_setopt(sink->easy, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(sink->easy, CURLOPT_WRITEFUNCTION, collect_response);
+	curl_easy_setopt(sink->easy, CURLOPT_WRITEDATA, sink);
+	sink->acked = InvalidXLogRecPtr;
+	return &sink->base;
+}
