@@ -67,6 +67,22 @@ SELECT try($$SELECT pgoutput_stream.create_stream('err_x', 'err_pub', options =>
 SELECT try($$SELECT pgoutput_stream.create_stream('err_x', 'err_pub', options => '{"nats_url": "nats://a b"}')$$);
 SELECT try($$SELECT pgoutput_stream.create_stream('err_x', 'err_pub', options => '{"nats_url": {"host": "x"}}')$$);
 SELECT try($$SELECT pgoutput_stream.create_stream('err_x', 'err_pub', targets => '{nats,log,nats}')$$);
+SELECT try($$SELECT pgoutput_stream.create_stream('err_x', 'err_pub', targets => '{feldera}')$$);
+SELECT try($$SELECT pgoutput_stream.create_stream('err_x', 'err_pub', targets => '{feldera}', options => '{"feldera_pipeline": ""}')$$);
+SELECT try($$SELECT pgoutput_stream.create_stream('err_x', 'err_pub', options => '{"feldera_truncate": "drop"}')$$);
+SELECT try($$SELECT pgoutput_stream.create_stream('err_x', 'err_pub', options => '{"feldera_table_map": "users=u"}')$$);
+SELECT try($$SELECT pgoutput_stream.create_stream('err_x', 'err_pub', options => '{"feldera_table_names": "qualified"}')$$);
+SELECT try($$SELECT pgoutput_stream.create_stream('err_x', 'err_pub', options => '{"feldera_max_rows": 0}')$$);
+SELECT try($$SELECT pgoutput_stream.create_stream('err_x', 'err_pub', options => '{"feldera_wait_completion": "maybe"}')$$);
+-- two streams must not share NATS subjects or a JetStream stream
+SELECT pgoutput_stream.create_stream('err_n1', 'err_pub', targets => '{nats}', start => false);
+SELECT try($$SELECT pgoutput_stream.create_stream('err_n2', 'err_pub', targets => '{nats}', start => false)$$);
+SELECT try($$SELECT pgoutput_stream.create_stream('err_n2', 'err_pub', targets => '{nats}', start => false, options => '{"subject_prefix": "other"}')$$);
+SELECT try($$SELECT pgoutput_stream.create_stream('err_n2', 'err_pub', targets => '{nats}', start => false, options => '{"nats_stream": "other"}')$$);
+SELECT try($$SELECT pgoutput_stream.create_stream('err_n2', 'err_pub', targets => '{nats}', start => false, options => '{"subject_prefix": "other", "nats_stream": "other"}')$$);
+SELECT try($$SELECT pgoutput_stream.alter_stream('err_n2', options => '{"subject_prefix": "postgres"}')$$);
+SELECT pgoutput_stream.drop_stream('err_n1');
+SELECT pgoutput_stream.drop_stream('err_n2');
 SELECT try($$SELECT pgoutput_stream.create_stream('err_x', 'err_pub', options => '{"value_mode": "binary"}')$$);
 SELECT try($$SELECT pgoutput_stream.create_stream('err_x', 'err_pub', options => '{"value_mode": 1}')$$);
 SELECT try($$SELECT pgoutput_stream.create_stream('err_x', 'err_pub', options => '{"value_mode": true}')$$);

@@ -99,4 +99,47 @@ SELECT bool_and((payload::jsonb -> 'Commit' ->> 'end_lsn')::pg_lsn > (payload::j
 FROM pgoutput_stream.peek('fmt_rows', 100)
 WHERE subject LIKE '%.commit.event';
 
+-- the feldera format: Feldera's encodings, UPDATE as delete + insert
+SELECT pgoutput_stream.alter_stream('fmt_rows', format => 'feldera');
+SELECT subject, regexp_replace(payload, '(x{250}){40}|(y{250}){40}', '<10000 chars>', 'g') AS payload
+FROM pgoutput_stream.peek('fmt_rows', 100);
 SELECT pgoutput_stream.drop_stream('fmt_rows');
+
+CREATE TABLE fmt_feldera (id int PRIMARY KEY, b bool, n numeric(10,2), f float8,
+	d date, ts timestamp, tz timestamptz, t time, by bytea, u uuid, ia int[],
+	na int[][], ta text[], j jsonb, s text);
+CREATE PUBLICATION fmt_feldera_pub FOR TABLE fmt_feldera;
+SELECT pgoutput_stream.create_stream('fmt_f', 'fmt_feldera_pub', format => 'feldera', start => false);
+INSERT INTO fmt_feldera VALUES (1, true, 12.50, 1.5, '2026-01-02',
+	'2026-01-02 03:04:05.5', '2026-01-02 03:04:05.123456+02', '12:13:14.5', '\x00ff10',
+	'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{1,NULL,3}', '{{1,2},{3,4}}',
+	'{"a b",NULL,"c\"d"}', '{"k": [1, "x"]}', E'quote" \\ ü');
+INSERT INTO fmt_feldera (id) VALUES (2);
+SELECT payload FROM pgoutput_stream.peek('fmt_f', 10);
+-- values Feldera cannot represent stop the stream, naming table and column
+INSERT INTO fmt_feldera (id, f) VALUES (3, 'NaN');
+SELECT * FROM pgoutput_stream.peek('fmt_f', 10);
+SELECT pgoutput_stream.drop_stream('fmt_f');
+SELECT pgoutput_stream.create_stream('fmt_f', 'fmt_feldera_pub', format => 'feldera', start => false);
+INSERT INTO fmt_feldera (id, n) VALUES (4, 'NaN');
+SELECT * FROM pgoutput_stream.peek('fmt_f', 10);
+SELECT pgoutput_stream.drop_stream('fmt_f');
+SELECT pgoutput_stream.create_stream('fmt_f', 'fmt_feldera_pub', format => 'feldera', start => false);
+INSERT INTO fmt_feldera (id, d) VALUES (5, 'infinity');
+SELECT * FROM pgoutput_stream.peek('fmt_f', 10);
+SELECT pgoutput_stream.drop_stream('fmt_f');
+-- an unchanged TOASTed value is refused unless the old row is logged
+CREATE TABLE fmt_feldera_toast (id int PRIMARY KEY, v text, big text);
+ALTER TABLE fmt_feldera_toast ALTER COLUMN big SET STORAGE EXTERNAL;
+INSERT INTO fmt_feldera_toast VALUES (1, 'a', repeat('z', 5000));
+CREATE PUBLICATION fmt_feldera_toast_pub FOR TABLE fmt_feldera_toast;
+SELECT pgoutput_stream.create_stream('fmt_ft', 'fmt_feldera_toast_pub', format => 'feldera', start => false);
+UPDATE fmt_feldera_toast SET v = 'b';
+SELECT * FROM pgoutput_stream.peek('fmt_ft', 10);
+SELECT pgoutput_stream.drop_stream('fmt_ft');
+ALTER TABLE fmt_feldera_toast REPLICA IDENTITY FULL;
+SELECT pgoutput_stream.create_stream('fmt_ft', 'fmt_feldera_toast_pub', format => 'feldera', start => false);
+UPDATE fmt_feldera_toast SET v = 'c';
+SELECT regexp_replace(payload, '(z{250}){20}', '<5000 chars>', 'g') AS payload
+FROM pgoutput_stream.peek('fmt_ft', 10);
+SELECT pgoutput_stream.drop_stream('fmt_ft');

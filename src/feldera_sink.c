@@ -50,6 +50,7 @@
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "storage/ipc.h"
 #include "storage/latch.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
@@ -375,10 +376,11 @@ send_with_retry(PgsFelderaSink *sink, const char *url, const char *body,
 				 errdetail("Next attempt in %ld ms.", delay_ms)));
 		pgs_worker_report_waiting(reason);
 		waited = true;
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 delay_ms, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
+		if (!pgs_worker_sleep(delay_ms))
+		{
+			/* asked to stop: nothing of this transaction is confirmed */
+			proc_exit(0);
+		}
 		delay_ms = Min(delay_ms * 2, (long) pgs_feldera_max_retry_delay);
 	}
 }

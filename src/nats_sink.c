@@ -54,7 +54,6 @@
 #include "worker.h"
 
 #define PGS_NATS_ID_LEN		(NAMEDATALEN + 64)
-#define PGS_NATS_WARMUP_SUBJECT	"_pgoutput_stream.warmup"
 
 /*
  * The messages of one transaction (or one non-transactional logical
@@ -93,6 +92,7 @@ typedef struct PgsNatsSink
 	bool		chain;			/* ExpectLastMsgId on every message */
 	char		last_id[PGS_NATS_ID_LEN];
 	bool		unflushed;
+	bool		ack_thread_started;	/* cnats starts it at the first publish */
 	bool		disconnected;	/* reported as waiting in stream_status */
 	XLogRecPtr	acked;			/* main thread only */
 
@@ -224,7 +224,7 @@ nats_error_text(natsStatus s)
 {
 	const char *text = nats_GetLastError(NULL);
 
-	if (text != NULL && text[0] != '\0')
+	if (text != NULL && text[0] != '\0' && strcmp(text, natsStatus_GetText(s)) != 0)
 		return psprintf("%s (%s)", natsStatus_GetText(s), text);
 	return pstrdup(natsStatus_GetText(s));
 }
@@ -362,8 +362,8 @@ ensure_stream(PgsNatsSink *sink, const PgsStreamConfig *config, char **reason)
 		jsStreamInfo_Destroy(si);
 		if (!covered)
 		{
-			*reason = psprintf("JetStream stream \"%s\" does not capture the subjects \"%s.>\"; add them to the JetStream stream or set the stream option nats_stream",
-							   sink->stream, prefix);
+			*reason = psprintf("JetStream stream \"%s\" does not capture the subjects \"%s.>\"; make its subjects include \"%s.>\" (replacing narrower patterns such as \"%s.*.*.*\"), or set the stream option nats_stream",
+							   sink->stream, prefix, prefix, prefix);
 			return false;
 		}
 		return true;
@@ -410,6 +410,25 @@ ensure_stream(PgsNatsSink *sink, const PgsStreamConfig *config, char **reason)
 }
 
 /*
+ * The stream's last message is not ours: ExpectLastMsgId would fail, so
+ * messages are not chained.  Without the chain, a message lost before a
+ * later one was stored cannot be told apart from a stored one, so nothing
+ * is skipped either: duplicates older than the duplicate window are
+ * possible, losses are not.
+ */
+static void
+unchained(PgsNatsSink *sink, const PgsStreamConfig *config)
+{
+	sink->chain = false;
+	sink->resume.active = false;
+	ereport(LOG,
+			(errmsg("stream \"%s\" is not the only writer of JetStream stream \"%s\"; messages are not chained",
+					config->name, sink->stream),
+			 errdetail("Replayed events are removed by duplicate detection within the stream's duplicate window only."),
+			 errhint("Give every pgoutput_stream stream its own JetStream stream (stream option nats_stream).")));
+}
+
+/*
  * Read the last message this stream stored: the resume point, and the id
  * to chain the next message to.
  */
@@ -443,6 +462,8 @@ read_resume_point(PgsNatsSink *sink, const PgsStreamConfig *config, char **reaso
 	{
 		/* nothing of ours yet; chain only if the stream is empty */
 		sink->chain = (stream_last_seq == 0);
+		if (!sink->chain)
+			unchained(sink, config);
 		return true;
 	}
 	if (s != NATS_OK)
@@ -472,11 +493,9 @@ read_resume_point(PgsNatsSink *sink, const PgsStreamConfig *config, char **reaso
 	 */
 	if (!sink->resume.active || natsMsg_GetSequence(last) != stream_last_seq)
 		sink->chain = false;
-	if (!sink->chain)
-		ereport(LOG,
-				(errmsg("stream \"%s\" is not the only writer of JetStream stream \"%s\"; messages are not chained",
-						config->name, sink->stream)));
 	natsMsg_Destroy(last);
+	if (!sink->chain)
+		unchained(sink, config);
 	return true;
 }
 
@@ -551,28 +570,7 @@ try_connect(PgsNatsSink *sink, const PgsStreamConfig *config, char **reason)
 				s = NATS_ERR;
 		}
 		if (s == NATS_OK)
-		{
-			natsMsg    *warmup = NULL;
-			jsPubOptions po;
-
-			/*
-			 * Start the acknowledgement thread now, while signals are
-			 * blocked: publish to a subject no stream stores, and wait for
-			 * its (negative) answer.
-			 */
-			jsPubOptions_Init(&po);
-			po.MaxWait = pgs_nats_connect_timeout;
-			s = natsMsg_Create(&warmup, PGS_NATS_WARMUP_SUBJECT, NULL, "", 0);
-			if (s == NATS_OK)
-				s = js_PublishMsgAsync(sink->js, &warmup, &po);
-			natsMsg_Destroy(warmup);
-			if (s == NATS_OK)
-				(void) js_PublishAsyncComplete(sink->js, &po);
-			if (s != NATS_OK)
-				*reason = psprintf("could not publish to NATS: %s", nats_error_text(s));
-			else
-				ok = true;
-		}
+			ok = true;
 	}
 	PG_FINALLY();
 	{
@@ -815,7 +813,20 @@ nats_send(PgsSink *base, const PgsOutput *out)
 	sink->inflight++;
 	pthread_mutex_unlock(&sink->mu);
 
-	s = js_PublishMsgAsync(sink->js, &msg, &po);
+	if (!sink->ack_thread_started)
+	{
+		sigset_t	all;
+		sigset_t	old;
+
+		/* the first publish starts cnats' acknowledgement thread */
+		sigfillset(&all);
+		pthread_sigmask(SIG_BLOCK, &all, &old);
+		s = js_PublishMsgAsync(sink->js, &msg, &po);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		sink->ack_thread_started = true;
+	}
+	else
+		s = js_PublishMsgAsync(sink->js, &msg, &po);
 	if (s != NATS_OK)
 	{
 		char	   *text = nats_error_text(s);
@@ -957,12 +968,11 @@ pgs_sink_nats_create(const PgsStreamConfig *config)
 		pgs_worker_report_waiting(reason);
 		waited = true;
 
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 delay_ms, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-		if (pgs_worker_stop_requested())
+		if (!pgs_worker_sleep(delay_ms))
 			return NULL;
+		/* a reload may have fixed the settings */
+		pfree(sink->url);
+		sink->url = pstrdup(config->nats.url ? config->nats.url : pgs_nats_url);
 		delay_ms = Min(delay_ms * 2, (long) pgs_nats_max_retry_delay);
 	}
 	if (waited)

@@ -270,6 +270,41 @@ spi_run(const char *sql, int nargs, Oid *types, Datum *values, int expected)
 	return SPI_processed;
 }
 
+/*
+ * Two streams of this database must not write the same JetStream stream or
+ * the same subjects on one NATS server: each must be the only writer of
+ * its messages for exactly-once delivery (and JetStream refuses streams
+ * with overlapping subjects).  Caller is connected to SPI.
+ */
+static void
+check_nats_exclusive(const PgsStreamConfig *config, int32 exclude_id,
+					 const char *name)
+{
+	Oid			types[4] = {INT4OID, TEXTOID, TEXTOID, TEXTOID};
+	Datum		values[4];
+
+	if (!(config->targets & PGS_TARGET_NATS))
+		return;
+	values[0] = Int32GetDatum(exclude_id);
+	values[1] = CStringGetTextDatum(config->fmt.subject_prefix);
+	values[2] = CStringGetTextDatum(config->nats.stream);
+	values[3] = CStringGetTextDatum(config->nats.url ? config->nats.url : "");
+	if (SPI_execute_with_args("SELECT name FROM pgoutput_stream.streams"
+							  " WHERE id <> $1 AND 'nats' = ANY (targets)"
+							  " AND coalesce(options->>'nats_url', '') = $4"
+							  " AND (coalesce(options->>'subject_prefix', 'postgres') = $2"
+							  "      OR coalesce(options->>'nats_stream', 'postgres_replication') = $3)",
+							  4, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read streams");
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("stream \"%s\" would share NATS subjects or JetStream stream with stream \"%s\"",
+						name, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1)),
+				 errdetail("Each stream must be the only writer of its JetStream stream and subjects."),
+				 errhint("Set the stream options subject_prefix and nats_stream to values of its own.")));
+}
+
 static void
 register_worker_or_fail(int32 stream_id, const char *name)
 {
@@ -389,6 +424,7 @@ pgoutput_stream_create_stream(PG_FUNCTION_ARGS)
 					 errmsg("replication slot \"%s\" is already used by another stream",
 							slot_name)));
 	}
+	check_nats_exclusive(&config, -1, name);
 	if (start)
 		check_registry_has_room(-1, name);
 
@@ -551,6 +587,7 @@ pgoutput_stream_alter_stream(PG_FUNCTION_ARGS)
 		options = DatumGetJsonbP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
 		pgs_apply_options(&changed, options);
 		pgs_validate_target_options(&changed);
+		check_nats_exclusive(&changed, config->id, name);
 
 		values[1] = targets;
 		values[2] = CStringGetTextDatum(format_name);

@@ -181,7 +181,9 @@ emit_event(const PgsEvent *ev, void *arg pg_attribute_unused())
 		out.payload = worker.payload.data;
 		out.payload_len = worker.payload.len;
 		out.seq = worker.seq;
-		if (ev->kind != PGS_EVENT_RELATION)
+		if (ev->kind == PGS_EVENT_MESSAGE && !ev->msg_transactional)
+			out.seq = 0;		/* a unit of its own, outside transactions */
+		else if (ev->kind != PGS_EVENT_RELATION)
 			worker.seq++;
 		for (i = 0; i < worker.nsinks; i++)
 			worker.sinks[i]->send(worker.sinks[i], &out);
@@ -259,6 +261,36 @@ pgs_worker_report_streaming(void)
 {
 	if (worker.entry != NULL)
 		pgs_shmem_set_state(worker.entry, PGS_STATE_STREAMING);
+}
+
+/*
+ * Sleep for ms milliseconds, or less if the stream is asked to stop;
+ * handles interrupts and configuration reloads meanwhile.  Returns false
+ * if the stream should stop.
+ */
+bool
+pgs_worker_sleep(long ms)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms);
+
+	for (;;)
+	{
+		long		left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		if (pgs_worker_stop_requested())
+			return false;
+		if (left <= 0)
+			return true;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 left, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
 }
 
 bool
