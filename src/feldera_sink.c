@@ -168,6 +168,13 @@ feldera_table_name(const PgsStreamConfig *config, const char *nspname,
 	return name;
 }
 
+/* A Feldera name seen while checking the mapping, and where it came from */
+typedef struct FelderaNameEntry
+{
+	char		name[NAMEDATALEN * 2];	/* hash key, lower case */
+	char		source[NAMEDATALEN * 2];	/* schema.table */
+} FelderaNameEntry;
+
 /*
  * Two tables of the publication must not land in one Feldera table.
  * Checked at start, before the slot is acquired (it reads catalogs).
@@ -181,9 +188,10 @@ check_table_names(const PgsStreamConfig *config)
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1];
 	char	   *collision = NULL;
+	MemoryContext caller_cxt = CurrentMemoryContext;
 
 	ctl.keysize = NAMEDATALEN * 2;
-	ctl.entrysize = NAMEDATALEN * 4;
+	ctl.entrysize = sizeof(FelderaNameEntry);
 	seen = hash_create("pgoutput_stream feldera names", 64, &ctl, HASH_ELEM | HASH_STRINGS);
 
 	StartTransactionCommand();
@@ -200,21 +208,23 @@ check_table_names(const PgsStreamConfig *config)
 		char	   *rel = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
 		char	   *name = feldera_table_name(config, nsp, rel);
 		char		key[NAMEDATALEN * 2];
-		char	   *entry;
+		char	   *p;
+		FelderaNameEntry *entry;
 		bool		found;
 
 		if (name == NULL)
 			continue;
 		/* Feldera compares unquoted names case-insensitively */
 		strlcpy(key, name, sizeof(key));
-		for (entry = key; *entry; entry++)
-			*entry = pg_tolower((unsigned char) *entry);
+		for (p = key; *p; p++)
+			*p = pg_tolower((unsigned char) *p);
 		entry = hash_search(seen, key, HASH_ENTER, &found);
 		if (found)
-			collision = psprintf("tables \"%s\" and \"%s.%s\" both map to Feldera table \"%s\"",
-								 entry + NAMEDATALEN * 2, nsp, rel, name);
+			collision = MemoryContextStrdup(caller_cxt,
+											psprintf("tables \"%s\" and \"%s.%s\" both map to Feldera table \"%s\"",
+													 entry->source, nsp, rel, name));
 		else
-			snprintf(entry + NAMEDATALEN * 2, NAMEDATALEN * 2, "%s.%s", nsp, rel);
+			snprintf(entry->source, sizeof(entry->source), "%s.%s", nsp, rel);
 	}
 	SPI_finish();
 	PopActiveSnapshot();
