@@ -346,9 +346,9 @@ describe_failure(PgsFelderaSink *sink, long status, const char *what)
  * Send one request until Feldera accepts it; retries transient failures
  * with a growing delay and fails the stream on any other answer.
  */
-static void
+static long
 send_with_retry(PgsFelderaSink *sink, const char *url, const char *body,
-				size_t len, const char *what)
+				size_t len, const char *what, bool accept_202)
 {
 	long		delay_ms = 250;
 	bool		waited = false;
@@ -368,11 +368,11 @@ send_with_retry(PgsFelderaSink *sink, const char *url, const char *body,
 		else
 			curl_easy_setopt(sink->easy, CURLOPT_HTTPGET, 1L);
 		status = perform(sink);
-		if (status == 200)
+		if (status == 200 || (accept_202 && status == 202))
 		{
 			if (waited)
 				pgs_worker_report_streaming();
-			return;
+			return status;
 		}
 		reason = describe_failure(sink, status, what);
 		if (!retryable(status))
@@ -440,8 +440,8 @@ flush_batch(PgsFelderaSink *sink, FelderaBatch *batch)
 	/* rows come UTF-8 encoded from pgs_format_payload() */
 	body = batch->body.data;
 	send_with_retry(sink, ingress_url(sink, batch->table), body, batch->body.len,
-					psprintf("could not push %d rows to Feldera table \"%s\"",
-							 batch->nrows, batch->table));
+					psprintf("could not push %d row(s) to Feldera table \"%s\"",
+							 batch->nrows, batch->table), false);
 	token = response_member(sink, "token");
 	if (token != NULL && sink->base.config->feldera.wait_completion)
 	{
@@ -551,15 +551,14 @@ wait_for_completion(PgsFelderaSink *sink)
 		{
 			char	   *status;
 
-			send_with_retry(sink, url, NULL, 0, "could not read Feldera completion status");
+			/* 202: still in progress; 410 (pipeline restarted) fails */
+			(void) send_with_retry(sink, url, NULL, 0,
+								   "could not read Feldera completion status", true);
 			status = response_member(sink, "status");
 			if (status != NULL && strcmp(status, "complete") == 0)
 				break;
-			/* 202 in progress is answered 200 by some versions: poll */
-			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 20, PG_WAIT_EXTENSION);
-			ResetLatch(MyLatch);
-			CHECK_FOR_INTERRUPTS();
+			if (!pgs_worker_sleep(100))
+				proc_exit(0);
 		}
 	}
 }
@@ -643,6 +642,7 @@ pgs_sink_feldera_create(const PgsStreamConfig *config)
 
 	sink->base.name = "feldera";
 	sink->base.config = config;
+	sink->base.uses_payload = false;
 	sink->base.send = feldera_send;
 	sink->base.end_transaction = feldera_end_transaction;
 	sink->base.poll = feldera_poll;

@@ -48,7 +48,7 @@ unrepresentable(const PgsRelation *rel, int col, const char *text)
 			(errcode(ERRCODE_DATA_EXCEPTION),
 			 errmsg("value \"%s\" of column \"%s\" of table \"%s.%s\" cannot be represented in Feldera",
 					text, rel->attnames[col], rel->nspname, rel->relname),
-			 errhint("Feldera has no encoding for NaN, infinite values or dates before Christ; change the value or leave the table out of the stream's Feldera tables.")));
+			 errhint("Feldera has no encoding for NaN, infinite values or dates before Christ. Change such values or leave the table out (stream option feldera_tables); a change already logged must be skipped with pg_replication_slot_advance() before pgoutput_stream.start_stream(), and its rows sent again by hand.")));
 }
 
 /* Byte array from PostgreSQL's hex bytea output ("\x00ff") */
@@ -242,7 +242,7 @@ pgs_feldera_append_row(StringInfo buf, const PgsRelation *rel,
 						 errmsg("unchanged TOASTed value of column \"%s\" of table \"%s.%s\" cannot be sent to Feldera",
 								rel->attnames[i], rel->nspname, rel->relname),
 						 errdetail("PostgreSQL does not log TOASTed values that an UPDATE left unchanged, and Feldera would store NULL."),
-						 errhint("Run ALTER TABLE %s.%s REPLICA IDENTITY FULL so that old values are logged.",
+						 errhint("Run ALTER TABLE %s.%s REPLICA IDENTITY FULL so that old values are logged; a change already logged without them must be skipped with pg_replication_slot_advance() before pgoutput_stream.start_stream(), and its row sent again by hand.",
 								 quote_identifier(rel->nspname), quote_identifier(rel->relname))));
 			status = old->colstatus[i];
 			value = &old->colvalues[i];

@@ -941,6 +941,7 @@ pgs_sink_nats_create(const PgsStreamConfig *config)
 
 	sink->base.name = "nats";
 	sink->base.config = config;
+	sink->base.uses_payload = true;
 	sink->base.send = nats_send;
 	sink->base.end_transaction = nats_end_transaction;
 	sink->base.poll = nats_poll;

@@ -32,7 +32,7 @@ typedef struct PgsOutput
 {
 	const PgsEvent *event;
 	const char *subject;
-	const char *payload;
+	const char *payload;		/* NULL if the format emits nothing */
 	int			payload_len;
 	int			seq;			/* position of the event in its transaction;
 								 * relation events do not count, so that
@@ -44,6 +44,14 @@ struct PgsSink
 {
 	const char *name;
 	const PgsStreamConfig *config;
+
+	/*
+	 * Whether the target delivers the payload in the stream's format (log,
+	 * nats); such targets get only events that have one.  Others (feldera)
+	 * render what they need from the event and get every event, with a
+	 * NULL payload unless another target needed it.
+	 */
+	bool		uses_payload;
 
 	/* deliver one event (may queue it) */
 	void		(*send) (PgsSink *sink, const PgsOutput *out);

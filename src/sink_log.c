@@ -73,6 +73,7 @@ pgs_sink_log_create(const PgsStreamConfig *config)
 
 	sink->base.name = "log";
 	sink->base.config = config;
+	sink->base.uses_payload = true;
 	sink->base.send = log_send;
 	sink->base.end_transaction = log_end_transaction;
 	sink->base.poll = log_poll;

@@ -75,6 +75,7 @@ typedef struct PgsWorkerState
 	StringInfoData payload;
 	int			seq;			/* position of the next event in its
 								 * transaction */
+	bool		needs_payload;	/* a target delivers formatted payloads */
 
 	/* counters not yet published to the registry */
 	uint64		transactions;
@@ -163,6 +164,8 @@ static void
 emit_event(const PgsEvent *ev, void *arg pg_attribute_unused())
 {
 	MemoryContext old;
+	PgsOutput	out;
+	bool		emitted = false;
 	int			i;
 
 	if (ev->kind == PGS_EVENT_BEGIN)
@@ -171,25 +174,38 @@ emit_event(const PgsEvent *ev, void *arg pg_attribute_unused())
 	old = MemoryContextSwitchTo(worker.event_cxt);
 	resetStringInfo(&worker.subject);
 	resetStringInfo(&worker.payload);
-	pgs_format_subject(&worker.subject, &worker.config->fmt, ev);
-	if (pgs_format_payload(&worker.payload, &worker.config->fmt, ev))
+	if (worker.needs_payload)
 	{
-		PgsOutput	out;
+		pgs_format_subject(&worker.subject, &worker.config->fmt, ev);
+		emitted = pgs_format_payload(&worker.payload, &worker.config->fmt, ev);
+	}
 
-		out.event = ev;
-		out.subject = worker.subject.data;
-		out.payload = worker.payload.data;
-		out.payload_len = worker.payload.len;
-		out.seq = worker.seq;
-		if (ev->kind == PGS_EVENT_MESSAGE && !ev->msg_transactional)
-			out.seq = 0;		/* a unit of its own, outside transactions */
-		else if (ev->kind != PGS_EVENT_RELATION)
-			worker.seq++;
-		for (i = 0; i < worker.nsinks; i++)
-			worker.sinks[i]->send(worker.sinks[i], &out);
+	out.event = ev;
+	out.subject = worker.subject.data;
+	out.payload = emitted ? worker.payload.data : NULL;
+	out.payload_len = emitted ? worker.payload.len : 0;
+	out.seq = worker.seq;
+	if (ev->kind == PGS_EVENT_MESSAGE && !ev->msg_transactional)
+		out.seq = 0;			/* a unit of its own, outside transactions */
+	else if (emitted && ev->kind != PGS_EVENT_RELATION)
+		worker.seq++;
+
+	for (i = 0; i < worker.nsinks; i++)
+	{
+		PgsSink    *sink = worker.sinks[i];
+
+		if (emitted || !sink->uses_payload)
+			sink->send(sink, &out);
+	}
+	if (emitted)
+	{
 		worker.events++;
 		worker.bytes += worker.payload.len;
 	}
+	else if (ev->kind == PGS_EVENT_INSERT || ev->kind == PGS_EVENT_UPDATE ||
+			 ev->kind == PGS_EVENT_DELETE)
+		worker.events++;
+
 	if (ev->kind == PGS_EVENT_COMMIT)
 	{
 		for (i = 0; i < worker.nsinks; i++)
@@ -325,16 +341,29 @@ run_stream(void)
 {
 	PgsDecoder *decoder;
 	TimestampTz last_save = GetCurrentTimestamp();
+	int			i;
 
 	worker.event_cxt = AllocSetContextCreate(CurrentMemoryContext,
 											 "pgoutput_stream event",
 											 ALLOCSET_DEFAULT_SIZES);
 	initStringInfo(&worker.subject);
 	initStringInfo(&worker.payload);
+	/*
+	 * A target counts only once created: the exit callback shuts down the
+	 * targets that exist, also when creating the next one fails.
+	 */
 	if (worker.config->targets & PGS_TARGET_LOG)
-		worker.sinks[worker.nsinks++] = pgs_sink_log_create(worker.config);
+	{
+		PgsSink    *sink = pgs_sink_log_create(worker.config);
+
+		worker.sinks[worker.nsinks++] = sink;
+	}
 	if (worker.config->targets & PGS_TARGET_FELDERA)
-		worker.sinks[worker.nsinks++] = pgs_sink_feldera_create(worker.config);
+	{
+		PgsSink    *sink = pgs_sink_feldera_create(worker.config);
+
+		worker.sinks[worker.nsinks++] = sink;
+	}
 	if (worker.config->targets & PGS_TARGET_NATS)
 	{
 		PgsSink    *sink = pgs_sink_nats_create(worker.config);
@@ -346,6 +375,8 @@ run_stream(void)
 		}
 		worker.sinks[worker.nsinks++] = sink;
 	}
+	for (i = 0; i < worker.nsinks; i++)
+		worker.needs_payload |= worker.sinks[i]->uses_payload;
 
 	(void) pgs_decoder_ensure_slot(worker.config);
 	pgs_decoder_wait_for_slot(worker.config->slot_name);
@@ -575,6 +606,22 @@ pgoutput_stream_worker_main(Datum main_arg)
 			FlushErrorState();
 			pgs_worker_fail(edata->message,
 						"The publication was dropped while the stream needed it. Create it again if needed, advance the slot past the changes made without it with pg_replication_slot_advance() (their events are lost), then call pgoutput_stream.start_stream().");
+		}
+
+		/*
+		 * Data that cannot be delivered (class 22, e.g. a value a target
+		 * cannot represent) or a setup that cannot work (55000, e.g. an
+		 * unchanged TOASTed value without REPLICA IDENTITY FULL) fails the
+		 * same change after every restart: report it instead of looping.
+		 */
+		if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_DATA_EXCEPTION ||
+			edata->sqlerrcode == ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE)
+		{
+			EmitErrorReport();
+			FlushErrorState();
+			pgs_worker_fail(edata->message,
+							edata->hint ? edata->hint :
+							"Fix the cause, then call pgoutput_stream.start_stream().");
 		}
 		RESUME_INTERRUPTS();
 		PG_RE_THROW();
