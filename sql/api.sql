@@ -59,6 +59,12 @@ $$;
 SELECT wait_for_confirmed('api_s', :'target');
 SELECT transactions, events, bytes > 0 AS has_bytes, lag_bytes >= 0 AS lag_known
 FROM pgoutput_stream.stream_status WHERE name = 'api_s';
+-- caught up: no lag in time, nothing in flight, what went to which target
+SELECT state_reason, lag_time, confirmed_commit_time <= now() AS commit_time_known,
+       in_flight, target_counters, last_ack_at IS NOT NULL AS acked, retries,
+       wal_status, safe_wal_size IS NULL AS no_wal_limit, retained_wal >= 0 AS retained_known,
+       wal_warning
+FROM pgoutput_stream.stream_status WHERE name = 'api_s';
 
 -- stop takes effect at commit
 BEGIN;

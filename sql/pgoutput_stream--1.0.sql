@@ -89,7 +89,15 @@ CREATE FUNCTION pgoutput_stream.worker_status(
 	OUT bytes bigint,
 	OUT last_error text,
 	OUT last_error_at timestamptz,
-	OUT started_at timestamptz)
+	OUT started_at timestamptz,
+	OUT wait_reason text,
+	OUT confirmed_commit_time timestamptz,
+	OUT in_flight bigint,
+	OUT last_ack_at timestamptz,
+	OUT retries bigint,
+	OUT target_counters jsonb,
+	OUT retained_wal bigint,
+	OUT wal_warning boolean)
 RETURNS SETOF record
 LANGUAGE c VOLATILE
 AS 'MODULE_PATHNAME', 'pgoutput_stream_worker_status';
@@ -105,6 +113,10 @@ SELECT s.name,
 		WHEN w.state IN ('failed', 'restarting') THEN w.state
 		ELSE 'starting'
 	END AS state,
+	CASE
+		WHEN w.pid IS NOT NULL AND w.state = 'waiting for target' THEN w.wait_reason
+		WHEN w.pid IS NULL AND s.enabled AND w.state IN ('failed', 'restarting') THEN w.last_error
+	END AS state_reason,
 	w.pid,
 	s.publication,
 	s.slot_name,
@@ -117,12 +129,31 @@ SELECT s.name,
 			THEN pg_catalog.pg_last_wal_replay_lsn()
 			ELSE pg_catalog.pg_current_wal_lsn() END,
 		r.confirmed_flush_lsn)::bigint AS lag_bytes,
+	CASE
+		WHEN w.confirmed_commit_time IS NULL THEN NULL
+		WHEN COALESCE(w.in_flight, 0) = 0 AND w.decoded_lsn <= r.confirmed_flush_lsn
+			THEN '0'::interval
+		ELSE pg_catalog.now() - w.confirmed_commit_time
+	END AS lag_time,
+	w.confirmed_commit_time,
 	COALESCE(w.transactions, 0) AS transactions,
 	COALESCE(w.events, 0) AS events,
 	COALESCE(w.bytes, 0) AS bytes,
+	w.target_counters,
+	COALESCE(w.in_flight, 0) AS in_flight,
+	w.last_ack_at,
+	COALESCE(w.retries, 0) AS retries,
 	w.last_error,
 	w.last_error_at,
 	w.started_at,
+	r.wal_status,
+	r.safe_wal_size,
+	pg_catalog.pg_wal_lsn_diff(
+		CASE WHEN pg_catalog.pg_is_in_recovery()
+			THEN pg_catalog.pg_last_wal_replay_lsn()
+			ELSE pg_catalog.pg_current_wal_lsn() END,
+		r.restart_lsn)::bigint AS retained_wal,
+	COALESCE(w.wal_warning, false) AS wal_warning,
 	s.enabled
 FROM pgoutput_stream.streams s
 	LEFT JOIN pgoutput_stream.worker_status() w ON w.stream_id = s.id

@@ -14,9 +14,12 @@ SELECT has_schema('pgoutput_stream');
 SELECT has_table('pgoutput_stream', 'streams', 'streams table exists');
 SELECT has_view('pgoutput_stream', 'stream_status', 'stream_status view exists');
 SELECT columns_are('pgoutput_stream', 'stream_status', ARRAY[
-	'name', 'database', 'state', 'pid', 'publication', 'slot_name', 'targets',
-	'format', 'confirmed_lsn', 'decoded_lsn', 'lag_bytes', 'transactions',
-	'events', 'bytes', 'last_error', 'last_error_at', 'started_at', 'enabled']);
+	'name', 'database', 'state', 'state_reason', 'pid', 'publication',
+	'slot_name', 'targets', 'format', 'confirmed_lsn', 'decoded_lsn',
+	'lag_bytes', 'lag_time', 'confirmed_commit_time', 'transactions', 'events',
+	'bytes', 'target_counters', 'in_flight', 'last_ack_at', 'retries',
+	'last_error', 'last_error_at', 'started_at', 'wal_status', 'safe_wal_size',
+	'retained_wal', 'wal_warning', 'enabled']);
 SELECT has_function('pgoutput_stream', 'create_stream',
 	ARRAY['text', 'text', 'text', 'text[]', 'text', 'jsonb', 'boolean']);
 SELECT has_function('pgoutput_stream', 'start_stream', ARRAY['text']);

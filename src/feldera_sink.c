@@ -57,6 +57,7 @@
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 
 #include "guc.h"
 #include "sink.h"
@@ -442,6 +443,8 @@ flush_batch(PgsFelderaSink *sink, FelderaBatch *batch)
 	send_with_retry(sink, ingress_url(sink, batch->table), body, batch->body.len,
 					psprintf("could not push %d row(s) to Feldera table \"%s\"",
 							 batch->nrows, batch->table), false);
+	sink->base.sent += batch->nrows;
+	sink->base.last_ack_at = GetCurrentTimestamp();
 	token = response_member(sink, "token");
 	if (token != NULL && sink->base.config->feldera.wait_completion)
 	{
@@ -643,6 +646,7 @@ pgs_sink_feldera_create(const PgsStreamConfig *config)
 	sink->base.name = "feldera";
 	sink->base.config = config;
 	sink->base.uses_payload = false;
+	sink->base.target_index = 2;
 	sink->base.send = feldera_send;
 	sink->base.end_transaction = feldera_end_transaction;
 	sink->base.poll = feldera_poll;

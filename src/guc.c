@@ -25,6 +25,7 @@ int			pgs_max_streams = 16;
 int			pgs_wakeup_interval = 1000;
 int			pgs_restart_delay = 5;
 int			pgs_slot_save_interval = 5000;
+int			pgs_retained_wal_warning = 1024;
 
 char	   *pgs_nats_url = NULL;
 char	   *pgs_nats_user = NULL;
@@ -98,6 +99,15 @@ pgs_guc_init(void)
 							5000, 100, 3600 * 1000,
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pgoutput_stream.retained_wal_warning",
+							gettext_noop("WAL a stream's slot may retain before the stream warns (0 turns the warning off)."),
+							gettext_noop("Above it, the worker logs a WARNING at most once a minute and stream_status shows wal_warning."),
+							&pgs_retained_wal_warning,
+							1024, 0, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MB,
 							NULL, NULL, NULL);
 
 	DefineCustomStringVariable("pgoutput_stream.nats_url",

@@ -672,6 +672,8 @@ check_failed(PgsNatsSink *sink)
 static void
 retire_spans(PgsNatsSink *sink)
 {
+	bool		retired = false;
+
 	pthread_mutex_lock(&sink->mu);
 	while (sink->span_count > 0)
 	{
@@ -683,8 +685,12 @@ retire_spans(PgsNatsSink *sink)
 			sink->acked = span->end_lsn;
 		sink->span_head = (sink->span_head + 1) % sink->span_cap;
 		sink->span_count--;
+		retired = true;
 	}
+	sink->base.inflight = sink->inflight;
 	pthread_mutex_unlock(&sink->mu);
+	if (retired)
+		sink->base.last_ack_at = GetCurrentTimestamp();
 }
 
 static void
@@ -844,6 +850,7 @@ nats_send(PgsSink *base, const PgsOutput *out)
 	}
 	strlcpy(sink->last_id, id, sizeof(sink->last_id));
 	sink->unflushed = true;
+	base->sent++;
 }
 
 static void
@@ -942,6 +949,7 @@ pgs_sink_nats_create(const PgsStreamConfig *config)
 	sink->base.name = "nats";
 	sink->base.config = config;
 	sink->base.uses_payload = true;
+	sink->base.target_index = 1;
 	sink->base.send = nats_send;
 	sink->base.end_transaction = nats_end_transaction;
 	sink->base.poll = nats_poll;

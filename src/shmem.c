@@ -31,6 +31,8 @@
 
 PgsSharedState *pgs_shared = NULL;
 
+const char *const pgs_target_names[PGS_NUM_TARGETS] = {"log", "nats", "feldera"};
+
 #if PG_VERSION_NUM >= 150000
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 #endif
@@ -183,6 +185,10 @@ pgs_shmem_claim(Oid dboid, int32 stream_id, const char *name, bool *busy,
 		entry->bytes = 0;
 		entry->last_error[0] = '\0';
 		entry->last_error_at = 0;
+		entry->confirmed_commit_time = 0;
+		entry->last_ack_at = 0;
+		entry->retries = 0;
+		memset(entry->target_sent, 0, sizeof(entry->target_sent));
 		SpinLockRelease(&entry->mutex);
 	}
 	entry->pid = MyProcPid;
@@ -191,6 +197,10 @@ pgs_shmem_claim(Oid dboid, int32 stream_id, const char *name, bool *busy,
 	strlcpy(entry->name, name, NAMEDATALEN);
 	entry->stop_requested = false;
 	entry->state = PGS_STATE_STARTING;
+	entry->wait_reason[0] = '\0';
+	entry->inflight = 0;
+	entry->retained_wal = 0;
+	entry->wal_warning = false;
 	entry->started_at = GetCurrentTimestamp();
 	SpinLockRelease(&entry->mutex);
 	pg_atomic_fetch_add_u32(&pgs_shared->running, 1);
@@ -294,8 +304,11 @@ pgs_shmem_set_state(PgsStreamSlot *entry, PgsStreamState state)
 	SpinLockAcquire(&entry->mutex);
 	/* a stop request wins over progress reports */
 	if (!(entry->stop_requested &&
-		  (state == PGS_STATE_STREAMING || state == PGS_STATE_WAITING)))
+		  (state == PGS_STATE_STREAMING || state == PGS_STATE_WAITING ||
+		   state == PGS_STATE_CATCHING_UP)))
 		entry->state = state;
+	if (state != PGS_STATE_WAITING)
+		entry->wait_reason[0] = '\0';
 	SpinLockRelease(&entry->mutex);
 }
 
@@ -310,6 +323,22 @@ pgs_shmem_set_error(PgsStreamSlot *entry, const char *message)
 	SpinLockRelease(&entry->mutex);
 }
 
+/* Record what the stream waits for (also kept as its last error) */
+void
+pgs_shmem_set_waiting(PgsStreamSlot *entry, const char *reason)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	SpinLockAcquire(&entry->mutex);
+	strlcpy(entry->last_error, reason, PGS_ERROR_LEN);
+	entry->last_error_at = now;
+	strlcpy(entry->wait_reason, reason, PGS_ERROR_LEN);
+	if (!entry->stop_requested)
+		entry->state = PGS_STATE_WAITING;
+	entry->retries++;
+	SpinLockRelease(&entry->mutex);
+}
+
 const char *
 pgs_state_name(PgsStreamState state)
 {
@@ -321,6 +350,8 @@ pgs_state_name(PgsStreamState state)
 			return "starting";
 		case PGS_STATE_STREAMING:
 			return "streaming";
+		case PGS_STATE_CATCHING_UP:
+			return "catching up";
 		case PGS_STATE_WAITING:
 			return "waiting for target";
 		case PGS_STATE_STOPPING:

@@ -22,12 +22,17 @@
 
 #define PGS_ERROR_LEN	512
 
+/* Targets, in the order of their per-target counters */
+#define PGS_NUM_TARGETS		3
+extern const char *const pgs_target_names[PGS_NUM_TARGETS];
+
 typedef enum PgsStreamState
 {
 	PGS_STATE_STOPPED = 0,		/* worker ended on request */
 	PGS_STATE_STARTING,			/* worker started, slot not yet decoding */
 	PGS_STATE_STREAMING,		/* decoding and delivering */
 	PGS_STATE_WAITING,			/* waiting for a target to come back */
+	PGS_STATE_CATCHING_UP,		/* decoding a backlog of WAL */
 	PGS_STATE_STOPPING,			/* stop requested, worker still running */
 	PGS_STATE_RESTARTING,		/* worker ended with an error, will restart */
 	PGS_STATE_FAILED			/* cannot continue without operator action */
@@ -63,6 +68,17 @@ typedef struct PgsStreamSlot
 	char		last_error[PGS_ERROR_LEN];
 	TimestampTz last_error_at;
 	TimestampTz started_at;
+	char		wait_reason[PGS_ERROR_LEN];	/* what a waiting stream waits
+											 * for */
+	TimestampTz confirmed_commit_time;	/* commit time of the newest
+										 * confirmed transaction */
+	uint32		inflight;		/* messages sent, not yet acknowledged */
+	TimestampTz last_ack_at;
+	uint64		retries;
+	uint64		target_sent[PGS_NUM_TARGETS];	/* messages, rows or log
+												 * lines per target */
+	uint64		retained_wal;	/* bytes of WAL the slot keeps */
+	bool		wal_warning;	/* retained_wal above the threshold */
 } PgsStreamSlot;
 
 typedef struct PgsSharedState
@@ -90,6 +106,7 @@ extern void pgs_shmem_forget(Oid dboid, int32 stream_id);
 extern bool pgs_shmem_has_free_entry(Oid dboid, int32 stream_id);
 extern void pgs_shmem_set_state(PgsStreamSlot *entry, PgsStreamState state);
 extern void pgs_shmem_set_error(PgsStreamSlot *entry, const char *message);
+extern void pgs_shmem_set_waiting(PgsStreamSlot *entry, const char *reason);
 extern const char *pgs_state_name(PgsStreamState state);
 extern void pgs_shmem_wake_database(Oid dboid);
 

@@ -20,6 +20,7 @@
 #define PGS_SINK_H
 
 #include "access/xlogdefs.h"
+#include "datatype/timestamp.h"
 #include "lib/stringinfo.h"
 
 #include "event.h"
@@ -52,6 +53,12 @@ struct PgsSink
 	 * NULL payload unless another target needed it.
 	 */
 	bool		uses_payload;
+
+	/* progress, kept by the target for stream_status (main thread only) */
+	int			target_index;	/* in pgs_target_names */
+	uint64		sent;			/* messages, rows or log lines */
+	int			inflight;		/* sent, not yet acknowledged */
+	TimestampTz last_ack_at;
 
 	/* deliver one event (may queue it) */
 	void		(*send) (PgsSink *sink, const PgsOutput *out);

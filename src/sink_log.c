@@ -17,6 +17,8 @@
  */
 #include "postgres.h"
 
+#include "utils/timestamp.h"
+
 #include "sink.h"
 
 typedef struct PgsLogSink
@@ -28,6 +30,7 @@ typedef struct PgsLogSink
 static void
 log_send(PgsSink *sink, const PgsOutput *out)
 {
+	sink->sent++;
 	ereport(LOG,
 			(errmsg("stream \"%s\" event %s: %s",
 					sink->config->name, out->subject, out->payload),
@@ -39,6 +42,7 @@ static void
 log_end_transaction(PgsSink *sink, XLogRecPtr end_lsn)
 {
 	((PgsLogSink *) sink)->acked = end_lsn;
+	sink->last_ack_at = GetCurrentTimestamp();
 }
 
 static void
@@ -74,6 +78,7 @@ pgs_sink_log_create(const PgsStreamConfig *config)
 	sink->base.name = "log";
 	sink->base.config = config;
 	sink->base.uses_payload = true;
+	sink->base.target_index = 0;
 	sink->base.send = log_send;
 	sink->base.end_transaction = log_end_transaction;
 	sink->base.poll = log_poll;

@@ -751,8 +751,10 @@ pgoutput_stream_worker_status(PG_FUNCTION_ARGS)
 	{
 		PgsStreamSlot *entry = &pgs_shared->streams[i];
 		PgsStreamSlot copy;
-		Datum		values[11];
-		bool		nulls[11];
+		Datum		values[19];
+		bool		nulls[19];
+		StringInfoData sent;
+		int			t;
 
 		if (!entry->in_use || entry->dboid != MyDatabaseId)
 			continue;
@@ -778,6 +780,23 @@ pgoutput_stream_worker_status(PG_FUNCTION_ARGS)
 		nulls[9] = (copy.last_error_at == 0);
 		values[10] = TimestampTzGetDatum(copy.started_at);
 		nulls[10] = (copy.started_at == 0);
+		values[11] = CStringGetTextDatum(copy.wait_reason);
+		nulls[11] = (copy.wait_reason[0] == '\0');
+		values[12] = TimestampTzGetDatum(copy.confirmed_commit_time);
+		nulls[12] = (copy.confirmed_commit_time == 0);
+		values[13] = Int64GetDatum((int64) copy.inflight);
+		values[14] = TimestampTzGetDatum(copy.last_ack_at);
+		nulls[14] = (copy.last_ack_at == 0);
+		values[15] = Int64GetDatum((int64) copy.retries);
+		initStringInfo(&sent);
+		appendStringInfoChar(&sent, '{');
+		for (t = 0; t < PGS_NUM_TARGETS; t++)
+			appendStringInfo(&sent, "%s\"%s\": " UINT64_FORMAT, t > 0 ? ", " : "",
+							 pgs_target_names[t], copy.target_sent[t]);
+		appendStringInfoChar(&sent, '}');
+		values[16] = DirectFunctionCall1(jsonb_in, CStringGetDatum(sent.data));
+		values[17] = Int64GetDatum((int64) copy.retained_wal);
+		values[18] = BoolGetDatum(copy.wal_warning);
 		tuplestore_putvalues(tupstore, tupdesc, values, nulls);
 	}
 	LWLockRelease(pgs_shared->lock);

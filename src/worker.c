@@ -76,12 +76,26 @@ typedef struct PgsWorkerState
 	int			seq;			/* position of the next event in its
 								 * transaction */
 	bool		needs_payload;	/* a target delivers formatted payloads */
+	bool		waiting;		/* a target reported that it waits */
+
+	/* end LSN and commit time of transactions not yet confirmed */
+	MemoryContext unconfirmed_cxt;
+	List	   *unconfirmed;
+	TimestampTz confirmed_commit_time;
+	TimestampTz last_wal_warning;
 
 	/* counters not yet published to the registry */
 	uint64		transactions;
 	uint64		events;
 	uint64		bytes;
 } PgsWorkerState;
+
+/* A decoded transaction whose end is not yet confirmed */
+typedef struct PgsCommitTime
+{
+	XLogRecPtr	end_lsn;
+	TimestampTz commit_time;
+} PgsCommitTime;
 
 static PgsWorkerState worker;
 static bool worker_failed = false;
@@ -206,13 +220,23 @@ emit_event(const PgsEvent *ev, void *arg pg_attribute_unused())
 			 ev->kind == PGS_EVENT_DELETE)
 		worker.events++;
 
+	MemoryContextSwitchTo(old);
 	if (ev->kind == PGS_EVENT_COMMIT)
 	{
+		PgsCommitTime *commit;
+
 		for (i = 0; i < worker.nsinks; i++)
 			worker.sinks[i]->end_transaction(worker.sinks[i], ev->end_lsn);
 		worker.transactions++;
+
+		/* decoding callbacks run in short-lived contexts */
+		old = MemoryContextSwitchTo(worker.unconfirmed_cxt);
+		commit = palloc(sizeof(PgsCommitTime));
+		commit->end_lsn = ev->end_lsn;
+		commit->commit_time = ev->commit_time;
+		worker.unconfirmed = lappend(worker.unconfirmed, commit);
+		MemoryContextSwitchTo(old);
 	}
-	MemoryContextSwitchTo(old);
 	MemoryContextReset(worker.event_cxt);
 }
 
@@ -249,14 +273,62 @@ report_progress(PgsDecoder *decoder)
 {
 	PgsStreamSlot *entry = worker.entry;
 
+	XLogRecPtr	confirmed = pgs_decoder_confirmed();
+	XLogRecPtr	restart_lsn = MyReplicationSlot->data.restart_lsn;
+	XLogRecPtr	wal_end = pgs_wal_end();
+	uint64		retained = wal_end > restart_lsn ? wal_end - restart_lsn : 0;
+	bool		warn = pgs_retained_wal_warning > 0 &&
+		retained > (uint64) pgs_retained_wal_warning * 1024 * 1024;
+	uint32		inflight = 0;
+	TimestampTz last_ack = 0;
+	int			i;
+
+	/* the commit time of the newest confirmed transaction: lag in time */
+	while (worker.unconfirmed != NIL)
+	{
+		PgsCommitTime *commit = (PgsCommitTime *) linitial(worker.unconfirmed);
+
+		if (commit->end_lsn > confirmed)
+			break;
+		worker.confirmed_commit_time = commit->commit_time;
+		pfree(commit);
+		worker.unconfirmed = list_delete_first(worker.unconfirmed);
+	}
+	for (i = 0; i < worker.nsinks; i++)
+	{
+		inflight += worker.sinks[i]->inflight;
+		last_ack = Max(last_ack, worker.sinks[i]->last_ack_at);
+	}
+
 	SpinLockAcquire(&entry->mutex);
 	entry->decoded_lsn = pgs_decoder_position(decoder);
-	entry->confirmed_lsn = pgs_decoder_confirmed();
+	entry->confirmed_lsn = confirmed;
 	entry->transactions += worker.transactions;
 	entry->events += worker.events;
 	entry->bytes += worker.bytes;
+	entry->confirmed_commit_time = worker.confirmed_commit_time;
+	entry->inflight = inflight;
+	entry->last_ack_at = last_ack;
+	for (i = 0; i < worker.nsinks; i++)
+		entry->target_sent[worker.sinks[i]->target_index] = worker.sinks[i]->sent;
+	entry->retained_wal = retained;
+	entry->wal_warning = warn;
 	SpinLockRelease(&entry->mutex);
 	worker.transactions = worker.events = worker.bytes = 0;
+
+	/* retained WAL is what fills the disk: say so, once a minute */
+	if (warn && TimestampDifferenceExceeds(worker.last_wal_warning,
+										   GetCurrentTimestamp(), 60 * 1000))
+	{
+		ereport(WARNING,
+				(errmsg("replication slot \"%s\" of stream \"%s\" retains %llu MB of WAL",
+						worker.config->slot_name, worker.config->name,
+						(unsigned long long) (retained / (1024 * 1024))),
+				 errdetail("The threshold \"pgoutput_stream.retained_wal_warning\" is %d MB.",
+						   pgs_retained_wal_warning),
+				 errhint("Check that the stream's targets accept events (see pgoutput_stream.stream_status), or stop and drop the stream.")));
+		worker.last_wal_warning = GetCurrentTimestamp();
+	}
 }
 
 /*
@@ -268,13 +340,14 @@ pgs_worker_report_waiting(const char *reason)
 {
 	if (worker.entry == NULL)
 		return;
-	pgs_shmem_set_error(worker.entry, reason);
-	pgs_shmem_set_state(worker.entry, PGS_STATE_WAITING);
+	worker.waiting = true;
+	pgs_shmem_set_waiting(worker.entry, reason);
 }
 
 void
 pgs_worker_report_streaming(void)
 {
+	worker.waiting = false;
 	if (worker.entry != NULL)
 		pgs_shmem_set_state(worker.entry, PGS_STATE_STREAMING);
 }
@@ -346,6 +419,7 @@ run_stream(void)
 	worker.event_cxt = AllocSetContextCreate(CurrentMemoryContext,
 											 "pgoutput_stream event",
 											 ALLOCSET_DEFAULT_SIZES);
+	worker.unconfirmed_cxt = CurrentMemoryContext;
 	initStringInfo(&worker.subject);
 	initStringInfo(&worker.payload);
 	/*
@@ -428,6 +502,9 @@ run_stream(void)
 			last_save = GetCurrentTimestamp();
 		}
 		report_progress(decoder);
+		if (!worker.waiting)
+			pgs_shmem_set_state(worker.entry,
+								caught_up ? PGS_STATE_STREAMING : PGS_STATE_CATCHING_UP);
 
 		if (caught_up)
 		{
