@@ -115,7 +115,11 @@ static bool nats_opened = false;
  * ----------------------------------------------------------------
  */
 
-/* Parse "<slot>:<hi>/<lo>:<seq>[...]" into the commit LSN */
+/*
+ * Parse "<slot>:<hi>/<lo>:<seq>[:r<relid>]" (an event) or
+ * "<slot>:<hi>/<lo>:hb<ms>" (a heartbeat: everything before that LSN is
+ * stored; its position is -1).
+ */
 static bool
 parse_msg_id(const char *id, XLogRecPtr *txn_lsn, int *seq, bool *is_relation)
 {
@@ -127,11 +131,21 @@ parse_msg_id(const char *id, XLogRecPtr *txn_lsn, int *seq, bool *is_relation)
 
 	if (p == NULL)
 		return false;
-	if (sscanf(p + 1, "%X/%X:%d%n", &hi, &lo, &n, &consumed) != 3)
+	if (sscanf(p + 1, "%X/%X:%n", &hi, &lo, &consumed) != 2 || consumed == 0)
 		return false;
 	*txn_lsn = ((uint64) hi << 32) | lo;
+	*is_relation = false;
+	p += 1 + consumed;
+	if (p[0] == 'h' && p[1] == 'b')
+	{
+		*seq = -1;
+		return true;
+	}
+	consumed = 0;
+	if (sscanf(p, "%d%n", &n, &consumed) != 1)
+		return false;
 	*seq = n;
-	*is_relation = p[1 + consumed] == ':';
+	*is_relation = p[consumed] == ':';
 	return true;
 }
 
@@ -177,10 +191,14 @@ on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
 
 	pthread_mutex_lock(&sink->mu);
 	{
-		NatsSpan   *span = find_span(sink, txn_lsn);
+		/* heartbeats belong to no transaction */
+		NatsSpan   *span = seq < 0 ? NULL : find_span(sink, txn_lsn);
 
-		if (span != NULL && pa != NULL)
-			span->nacked++;
+		if (pa != NULL && (span != NULL || seq < 0))
+		{
+			if (span != NULL)
+				span->nacked++;
+		}
 		else if (!sink->failed)
 		{
 			sink->failed = true;
@@ -740,6 +758,31 @@ current_span(PgsNatsSink *sink, XLogRecPtr txn_lsn, XLogRecPtr end_lsn, bool clo
 	return span;
 }
 
+/*
+ * js_PublishMsgAsync, with every signal blocked the first time: the first
+ * asynchronous publish starts cnats' acknowledgement thread, which must
+ * not take PostgreSQL's signals.
+ */
+static natsStatus
+publish_async(PgsNatsSink *sink, natsMsg **msg, jsPubOptions *po)
+{
+	natsStatus	s;
+
+	if (!sink->ack_thread_started)
+	{
+		sigset_t	all;
+		sigset_t	old;
+
+		sigfillset(&all);
+		pthread_sigmask(SIG_BLOCK, &all, &old);
+		s = js_PublishMsgAsync(sink->js, msg, po);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		sink->ack_thread_started = true;
+		return s;
+	}
+	return js_PublishMsgAsync(sink->js, msg, po);
+}
+
 static void
 set_header(natsMsg *msg, const char *key, const char *value)
 {
@@ -819,20 +862,7 @@ nats_send(PgsSink *base, const PgsOutput *out)
 	sink->inflight++;
 	pthread_mutex_unlock(&sink->mu);
 
-	if (!sink->ack_thread_started)
-	{
-		sigset_t	all;
-		sigset_t	old;
-
-		/* the first publish starts cnats' acknowledgement thread */
-		sigfillset(&all);
-		pthread_sigmask(SIG_BLOCK, &all, &old);
-		s = js_PublishMsgAsync(sink->js, &msg, &po);
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
-		sink->ack_thread_started = true;
-	}
-	else
-		s = js_PublishMsgAsync(sink->js, &msg, &po);
+	s = publish_async(sink, &msg, &po);
 	if (s != NATS_OK)
 	{
 		char	   *text = nats_error_text(s);
@@ -851,6 +881,63 @@ nats_send(PgsSink *base, const PgsOutput *out)
 	strlcpy(sink->last_id, id, sizeof(sink->last_id));
 	sink->unflushed = true;
 	base->sent++;
+}
+
+/*
+ * Publish a heartbeat to <prefix>.heartbeat: the slot's confirmed position
+ * and the time, so that consumers can measure their lag while tables are
+ * idle.  It takes part in the chain like any message.
+ */
+static void
+nats_heartbeat(PgsSink *base, XLogRecPtr confirmed)
+{
+	PgsNatsSink *sink = (PgsNatsSink *) base;
+	char		id[PGS_NATS_ID_LEN];
+	char		lsn[32];
+	natsMsg    *msg = NULL;
+	jsPubOptions po;
+	natsStatus	s;
+	StringInfoData subject;
+	StringInfoData payload;
+	TimestampTz now = GetCurrentTimestamp();
+
+	wait_for_room(sink);
+	snprintf(lsn, sizeof(lsn), "%X/%X", LSN_FORMAT_ARGS(confirmed));
+	snprintf(id, sizeof(id), "%s:%s:hb" INT64_FORMAT, base->config->slot_name, lsn,
+			 (int64) now);
+	initStringInfo(&subject);
+	appendStringInfo(&subject, "%s.heartbeat", base->config->fmt.subject_prefix);
+	initStringInfo(&payload);
+	appendStringInfo(&payload, "{\"Heartbeat\":{\"confirmed_lsn\":\"%s\",\"time\":\"%s\"}}",
+					 lsn, timestamptz_to_str(now));
+	s = natsMsg_Create(&msg, subject.data, NULL, payload.data, payload.len);
+	if (s != NATS_OK)
+		report_nats_error("could not create NATS message", s);
+	if (natsMsgHeader_Set(msg, "Pg-Lsn", lsn) != NATS_OK ||
+		natsMsgHeader_Set(msg, "Pg-Operation", "heartbeat") != NATS_OK)
+	{
+		natsMsg_Destroy(msg);
+		report_nats_error("could not set NATS header", NATS_NO_MEMORY);
+	}
+	jsPubOptions_Init(&po);
+	po.MsgId = id;
+	po.MaxWait = pgs_nats_ack_timeout;
+	if (sink->chain && sink->last_id[0] != '\0')
+		po.ExpectLastMsgId = sink->last_id;
+	pthread_mutex_lock(&sink->mu);
+	sink->inflight++;
+	pthread_mutex_unlock(&sink->mu);
+	s = publish_async(sink, &msg, &po);
+	if (s != NATS_OK)
+	{
+		natsMsg_Destroy(msg);
+		pthread_mutex_lock(&sink->mu);
+		sink->inflight--;
+		pthread_mutex_unlock(&sink->mu);
+		report_nats_error("could not publish a heartbeat to NATS", s);
+	}
+	strlcpy(sink->last_id, id, sizeof(sink->last_id));
+	sink->unflushed = true;
 }
 
 static void
@@ -956,6 +1043,7 @@ pgs_sink_nats_create(const PgsStreamConfig *config)
 	sink->base.acked_lsn = nats_acked_lsn;
 	sink->base.idle = nats_idle;
 	sink->base.shutdown = nats_shutdown;
+	sink->base.heartbeat = nats_heartbeat;
 	sink->stream = pstrdup(config->nats.stream);
 	sink->url = pstrdup(config->nats.url ? config->nats.url : pgs_nats_url);
 	sink->acked = InvalidXLogRecPtr;

@@ -77,6 +77,9 @@ struct PgsSink
 	bool		(*idle) (PgsSink *sink);
 
 	void		(*shutdown) (PgsSink *sink);
+
+	/* optional: tell consumers the confirmed position while idle */
+	void		(*heartbeat) (PgsSink *sink, XLogRecPtr confirmed);
 };
 
 extern PgsSink *pgs_sink_log_create(const PgsStreamConfig *config);

@@ -164,6 +164,7 @@ pgs_config_defaults(PgsStreamConfig *config)
 	config->feldera.truncate_skip = false;
 	config->feldera.max_rows = 10000;
 	config->feldera.wait_completion = false;
+	config->heartbeat_interval = 0;
 }
 
 /*
@@ -387,6 +388,8 @@ pgs_apply_options(PgsStreamConfig *config, Jsonb *options)
 			config->nats.replicas = int_option(key, value, 1, 5);
 		else if (strcmp(key, "nats_duplicate_window") == 0)
 			config->nats.duplicate_window = int_option(key, value, 0, PG_INT64_MAX / 1000000000);
+		else if (strcmp(key, "heartbeat_interval") == 0)
+			config->heartbeat_interval = (int) int_option(key, value, 0, 86400);
 		else if (strcmp(key, "feldera_url") == 0)
 		{
 			validate_nats_url(key, value);
@@ -432,7 +435,7 @@ pgs_apply_options(PgsStreamConfig *config, Jsonb *options)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unrecognized stream option \"%s\"", key),
 					 errhint("Valid options are: %s.",
-							 "subject_prefix, value_mode, nats_url, nats_stream, nats_storage, nats_max_msgs, nats_max_bytes, nats_max_age, nats_replicas, nats_duplicate_window, feldera_url, feldera_pipeline, feldera_table_names, feldera_table_map, feldera_tables, feldera_truncate, feldera_max_rows, feldera_wait_completion")));
+							 "subject_prefix, value_mode, heartbeat_interval, nats_url, nats_stream, nats_storage, nats_max_msgs, nats_max_bytes, nats_max_age, nats_replicas, nats_duplicate_window, feldera_url, feldera_pipeline, feldera_table_names, feldera_table_map, feldera_tables, feldera_truncate, feldera_max_rows, feldera_wait_completion")));
 	}
 }
 

@@ -68,6 +68,7 @@ typedef struct PgsStreamConfig
 	PgsFormatOptions fmt;
 	PgsNatsStreamConfig nats;
 	PgsFelderaConfig feldera;
+	int			heartbeat_interval;	/* seconds, 0: no heartbeats */
 	bool		enabled;
 } PgsStreamConfig;
 

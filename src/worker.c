@@ -83,6 +83,7 @@ typedef struct PgsWorkerState
 	List	   *unconfirmed;
 	TimestampTz confirmed_commit_time;
 	TimestampTz last_wal_warning;
+	TimestampTz last_heartbeat;
 
 	/* counters not yet published to the registry */
 	uint64		transactions;
@@ -332,6 +333,76 @@ report_progress(PgsDecoder *decoder)
 }
 
 /*
+ * The settings a stream's connections were made with.  A reload that
+ * changes them restarts the worker, which reconnects and resumes from the
+ * slot: nothing is lost, and the targets' resume rules keep duplicates out.
+ */
+static char *
+connection_settings(void)
+{
+	StringInfoData buf;
+	const char *const names[] = {
+		"pgoutput_stream.nats_url", "pgoutput_stream.nats_user",
+		"pgoutput_stream.nats_password", "pgoutput_stream.nats_token",
+		"pgoutput_stream.nats_creds_file", "pgoutput_stream.nats_nkey_seed_file",
+		"pgoutput_stream.nats_nkey", "pgoutput_stream.nats_tls_ca_file",
+		"pgoutput_stream.nats_tls_cert_file", "pgoutput_stream.nats_tls_key_file",
+		"pgoutput_stream.nats_connection_name", "pgoutput_stream.feldera_url",
+		"pgoutput_stream.feldera_api_key", "pgoutput_stream.nats_connect_timeout",
+		"pgoutput_stream.nats_ack_timeout", "pgoutput_stream.nats_max_pending",
+		"pgoutput_stream.feldera_connect_timeout",
+		"pgoutput_stream.feldera_request_timeout"
+	};
+	int			i;
+
+	initStringInfo(&buf);
+	for (i = 0; i < (int) lengthof(names); i++)
+	{
+		const char *value = GetConfigOption(names[i], true, false);
+
+		appendStringInfo(&buf, "%s=%s\n", names[i], value ? value : "");
+	}
+	return buf.data;
+}
+
+/*
+ * Apply a configuration reload.  If the stream has network targets and
+ * their connection settings changed, hand over to a fresh worker.
+ */
+static void
+reload_configuration(PgsDecoder *decoder)
+{
+	char	   *before = connection_settings();
+	char	   *after;
+
+	ProcessConfigFile(PGC_SIGHUP);
+	if (!(worker.config->targets & (PGS_TARGET_NATS | PGS_TARGET_FELDERA)))
+		return;
+	after = connection_settings();
+	if (strcmp(before, after) == 0)
+		return;
+
+	ereport(LOG,
+			(errmsg("stream \"%s\" restarts to use its new connection settings",
+					worker.config->name)));
+	if (!pgs_worker_register(MyDatabaseId, worker.config->id, worker.config->name,
+							 InvalidTransactionId))
+		proc_exit(1);			/* the postmaster restarts us instead */
+
+	/* the new worker waits for a stopping holder; confirm what is acked */
+	SpinLockAcquire(&worker.entry->mutex);
+	worker.entry->stop_requested = true;
+	SpinLockRelease(&worker.entry->mutex);
+	if (decoder != NULL)
+	{
+		pgs_decoder_confirm(deliverable_position(decoder));
+		pgs_decoder_save();
+		report_progress(decoder);
+	}
+	proc_exit(0);
+}
+
+/*
  * A target reports that it waits for its server: the stream shows state
  * "waiting for target" with the reason as last error.
  */
@@ -370,7 +441,13 @@ pgs_worker_sleep(long ms)
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
+
+			/*
+			 * No confirmation from here: a target may be waiting in the
+			 * middle of a transaction, whose commit record the decoder has
+			 * already read.
+			 */
+			reload_configuration(NULL);
 		}
 		if (pgs_worker_stop_requested())
 			return false;
@@ -476,7 +553,7 @@ run_stream(void)
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
+			reload_configuration(decoder);
 		}
 
 		if (stop_requested())
@@ -506,9 +583,24 @@ run_stream(void)
 			pgs_shmem_set_state(worker.entry,
 								caught_up ? PGS_STATE_STREAMING : PGS_STATE_CATCHING_UP);
 
+		if (caught_up && worker.config->heartbeat_interval > 0 &&
+			TimestampDifferenceExceeds(worker.last_heartbeat, GetCurrentTimestamp(),
+									   worker.config->heartbeat_interval * 1000))
+		{
+			for (i = 0; i < worker.nsinks; i++)
+			{
+				if (worker.sinks[i]->heartbeat)
+					worker.sinks[i]->heartbeat(worker.sinks[i], pgs_decoder_confirmed());
+			}
+			worker.last_heartbeat = GetCurrentTimestamp();
+		}
+
 		if (caught_up)
 		{
 			long		timeout = pgs_wakeup_interval;
+
+			if (worker.config->heartbeat_interval > 0)
+				timeout = Min(timeout, worker.config->heartbeat_interval * 1000L);
 
 			/*
 			 * A commit that woke us may not be flushed yet (asynchronous
