@@ -242,6 +242,7 @@ static char *
 response_member(PgsFelderaSink *sink, const char *key)
 {
 	char	   *volatile result = NULL;
+	MemoryContext cxt = CurrentMemoryContext;
 
 	if (sink->response == NULL)
 		return NULL;
@@ -263,6 +264,7 @@ response_member(PgsFelderaSink *sink, const char *key)
 	PG_CATCH();
 	{
 		/* not JSON: the caller shows the raw body */
+		MemoryContextSwitchTo(cxt);
 		FlushErrorState();
 	}
 	PG_END_TRY();
@@ -300,6 +302,12 @@ perform(PgsFelderaSink *sink)
 		if (running)
 			(void) curl_multi_poll(sink->multi, NULL, 0, 100, NULL);
 		CHECK_FOR_INTERRUPTS();
+		if (running && pgs_worker_stop_requested())
+		{
+			/* nothing of the transaction is confirmed: leave at once */
+			curl_multi_remove_handle(sink->multi, sink->easy);
+			proc_exit(0);
+		}
 	}
 	while ((msg = curl_multi_info_read(sink->multi, &left)) != NULL)
 	{

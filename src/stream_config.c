@@ -180,6 +180,30 @@ pgs_validate_target_options(const PgsStreamConfig *config)
 				 errmsg("target \"feldera\" needs the stream option \"feldera_pipeline\"")));
 }
 
+/* A comma-separated list of names: no white space, no empty entry */
+static void
+validate_name_list(const char *key, const char *value)
+{
+	const char *p;
+	bool		empty = true;
+
+	for (p = value; *p; p++)
+	{
+		if (isspace((unsigned char) *p))
+			invalid_option_value(key, value, "The list must not contain white space.");
+		if (*p == ',')
+		{
+			if (empty)
+				invalid_option_value(key, value, "The list must not contain empty entries.");
+			empty = true;
+		}
+		else
+			empty = false;
+	}
+	if (empty)
+		invalid_option_value(key, value, "The list must not contain empty entries.");
+}
+
 /* "schema.table=name,..." : every entry has a dot before the "=" */
 static void
 validate_table_map(const char *key, const char *value)
@@ -188,6 +212,7 @@ validate_table_map(const char *key, const char *value)
 	char	   *save = NULL;
 	char	   *entry;
 
+	validate_name_list(key, value);
 	for (entry = strtok_r(copy, ",", &save); entry != NULL; entry = strtok_r(NULL, ",", &save))
 	{
 		char	   *eq = strchr(entry, '=');
@@ -416,7 +441,10 @@ pgs_apply_options(PgsStreamConfig *config, Jsonb *options)
 			config->feldera.table_map = value;
 		}
 		else if (strcmp(key, "feldera_tables") == 0)
+		{
+			validate_name_list(key, value);
 			config->feldera.tables = value;
+		}
 		else if (strcmp(key, "feldera_truncate") == 0)
 		{
 			if (strcmp(value, "fail") == 0)
