@@ -131,7 +131,8 @@ SELECT s.name,
 		r.confirmed_flush_lsn)::bigint AS lag_bytes,
 	CASE
 		WHEN w.confirmed_commit_time IS NULL THEN NULL
-		WHEN COALESCE(w.in_flight, 0) = 0 AND w.decoded_lsn <= r.confirmed_flush_lsn
+		WHEN w.pid IS NOT NULL AND w.state IN ('streaming', 'catching up')
+			AND COALESCE(w.in_flight, 0) = 0 AND w.decoded_lsn <= r.confirmed_flush_lsn
 			THEN '0'::interval
 		ELSE pg_catalog.now() - w.confirmed_commit_time
 	END AS lag_time,
@@ -153,11 +154,19 @@ SELECT s.name,
 			THEN pg_catalog.pg_last_wal_replay_lsn()
 			ELSE pg_catalog.pg_current_wal_lsn() END,
 		r.restart_lsn)::bigint AS retained_wal,
-	COALESCE(w.wal_warning, false) AS wal_warning,
+	COALESCE(w.wal_warning, false) OR COALESCE(
+		pg_catalog.pg_wal_lsn_diff(
+			CASE WHEN pg_catalog.pg_is_in_recovery()
+				THEN pg_catalog.pg_last_wal_replay_lsn()
+				ELSE pg_catalog.pg_current_wal_lsn() END,
+			r.restart_lsn) > t.threshold_mb * 1048576 AND t.threshold_mb > 0,
+		false) AS wal_warning,
 	s.enabled
 FROM pgoutput_stream.streams s
 	LEFT JOIN pgoutput_stream.worker_status() w ON w.stream_id = s.id
-	LEFT JOIN pg_catalog.pg_replication_slots r ON r.slot_name = s.slot_name;
+	LEFT JOIN pg_catalog.pg_replication_slots r ON r.slot_name = s.slot_name
+	LEFT JOIN (SELECT p.setting::bigint AS threshold_mb FROM pg_catalog.pg_settings p
+			   WHERE p.name = 'pgoutput_stream.retained_wal_warning') t ON true;
 COMMENT ON VIEW pgoutput_stream.stream_status IS
 	'State, positions, lag, counters and last error of every stream of this database';
 

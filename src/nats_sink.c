@@ -908,8 +908,18 @@ nats_heartbeat(PgsSink *base, XLogRecPtr confirmed)
 	initStringInfo(&subject);
 	appendStringInfo(&subject, "%s.heartbeat", base->config->fmt.subject_prefix);
 	initStringInfo(&payload);
-	appendStringInfo(&payload, "{\"Heartbeat\":{\"confirmed_lsn\":\"%s\",\"time\":\"%s\"}}",
-					 lsn, timestamptz_to_str(now));
+	{
+		/* ISO 8601 in UTC, like commit_time in the json format */
+		char	   *time = pstrdup(timestamptz_to_str(now));
+		size_t		len = strlen(time);
+
+		if (len > 3 && strcmp(time + len - 3, "+00") == 0)
+			strcpy(time + len - 3, "Z");
+		if (len > 10 && time[10] == ' ')
+			time[10] = 'T';
+		appendStringInfo(&payload, "{\"Heartbeat\":{\"confirmed_lsn\":\"%s\",\"time\":\"%s\"}}",
+						 lsn, time);
+	}
 	s = natsMsg_Create(&msg, subject.data, NULL, payload.data, payload.len);
 	if (s != NATS_OK)
 		report_nats_error("could not create NATS message", s);

@@ -57,6 +57,7 @@ struct PgsSink
 	/* progress, kept by the target for stream_status (main thread only) */
 	int			target_index;	/* in pgs_target_names */
 	uint64		sent;			/* messages, rows or log lines */
+	uint64		reported;		/* part of sent already in stream_status */
 	int			inflight;		/* sent, not yet acknowledged */
 	TimestampTz last_ack_at;
 

@@ -307,11 +307,19 @@ report_progress(PgsDecoder *decoder)
 	entry->transactions += worker.transactions;
 	entry->events += worker.events;
 	entry->bytes += worker.bytes;
-	entry->confirmed_commit_time = worker.confirmed_commit_time;
+	if (worker.confirmed_commit_time != 0)
+		entry->confirmed_commit_time = worker.confirmed_commit_time;
 	entry->inflight = inflight;
-	entry->last_ack_at = last_ack;
+	if (last_ack != 0)
+		entry->last_ack_at = last_ack;
+	/* counters add up over the worker restarts since the server started */
 	for (i = 0; i < worker.nsinks; i++)
-		entry->target_sent[worker.sinks[i]->target_index] = worker.sinks[i]->sent;
+	{
+		PgsSink    *sink = worker.sinks[i];
+
+		entry->target_sent[sink->target_index] += sink->sent - sink->reported;
+		sink->reported = sink->sent;
+	}
 	entry->retained_wal = retained;
 	entry->wal_warning = warn;
 	SpinLockRelease(&entry->mutex);
@@ -341,26 +349,40 @@ static char *
 connection_settings(void)
 {
 	StringInfoData buf;
-	const char *const names[] = {
+	const char *const nats_names[] = {
 		"pgoutput_stream.nats_url", "pgoutput_stream.nats_user",
 		"pgoutput_stream.nats_password", "pgoutput_stream.nats_token",
 		"pgoutput_stream.nats_creds_file", "pgoutput_stream.nats_nkey_seed_file",
 		"pgoutput_stream.nats_nkey", "pgoutput_stream.nats_tls_ca_file",
 		"pgoutput_stream.nats_tls_cert_file", "pgoutput_stream.nats_tls_key_file",
-		"pgoutput_stream.nats_connection_name", "pgoutput_stream.feldera_url",
-		"pgoutput_stream.feldera_api_key", "pgoutput_stream.nats_connect_timeout",
-		"pgoutput_stream.nats_ack_timeout", "pgoutput_stream.nats_max_pending",
+		"pgoutput_stream.nats_connection_name", "pgoutput_stream.nats_connect_timeout",
+		"pgoutput_stream.nats_ack_timeout", "pgoutput_stream.nats_max_pending"
+	};
+	const char *const feldera_names[] = {
+		"pgoutput_stream.feldera_url", "pgoutput_stream.feldera_api_key",
 		"pgoutput_stream.feldera_connect_timeout",
 		"pgoutput_stream.feldera_request_timeout"
 	};
 	int			i;
 
 	initStringInfo(&buf);
-	for (i = 0; i < (int) lengthof(names); i++)
+	if (worker.config->targets & PGS_TARGET_NATS)
 	{
-		const char *value = GetConfigOption(names[i], true, false);
+		for (i = 0; i < (int) lengthof(nats_names); i++)
+		{
+			const char *value = GetConfigOption(nats_names[i], true, false);
 
-		appendStringInfo(&buf, "%s=%s\n", names[i], value ? value : "");
+			appendStringInfo(&buf, "%s=%s\n", nats_names[i], value ? value : "");
+		}
+	}
+	if (worker.config->targets & PGS_TARGET_FELDERA)
+	{
+		for (i = 0; i < (int) lengthof(feldera_names); i++)
+		{
+			const char *value = GetConfigOption(feldera_names[i], true, false);
+
+			appendStringInfo(&buf, "%s=%s\n", feldera_names[i], value ? value : "");
+		}
 	}
 	return buf.data;
 }
@@ -385,14 +407,23 @@ reload_configuration(PgsDecoder *decoder)
 	ereport(LOG,
 			(errmsg("stream \"%s\" restarts to use its new connection settings",
 					worker.config->name)));
-	if (!pgs_worker_register(MyDatabaseId, worker.config->id, worker.config->name,
-							 InvalidTransactionId))
-		proc_exit(1);			/* the postmaster restarts us instead */
 
-	/* the new worker waits for a stopping holder; confirm what is acked */
+	/*
+	 * Stopping first: the new worker waits for a holder that is stopping,
+	 * but leaves at once if the holder looks like it keeps running.
+	 */
 	SpinLockAcquire(&worker.entry->mutex);
 	worker.entry->stop_requested = true;
 	SpinLockRelease(&worker.entry->mutex);
+	if (!pgs_worker_register(MyDatabaseId, worker.config->id, worker.config->name,
+							 InvalidTransactionId))
+	{
+		/* no worker slot: end with an error, the postmaster restarts us */
+		SpinLockAcquire(&worker.entry->mutex);
+		worker.entry->stop_requested = false;
+		SpinLockRelease(&worker.entry->mutex);
+		proc_exit(1);
+	}
 	if (decoder != NULL)
 	{
 		pgs_decoder_confirm(deliverable_position(decoder));
@@ -583,7 +614,14 @@ run_stream(void)
 			pgs_shmem_set_state(worker.entry,
 								caught_up ? PGS_STATE_STREAMING : PGS_STATE_CATCHING_UP);
 
+		/*
+		 * Heartbeats carry the confirmed position, so only while nothing is
+		 * in flight: a heartbeat stored after an unacknowledged transaction
+		 * would become the resume point and skip it on a restart.
+		 */
 		if (caught_up && worker.config->heartbeat_interval > 0 &&
+			deliverable_position(decoder) == pgs_decoder_position(decoder) &&
+			pgs_decoder_confirmed() == pgs_decoder_position(decoder) &&
 			TimestampDifferenceExceeds(worker.last_heartbeat, GetCurrentTimestamp(),
 									   worker.config->heartbeat_interval * 1000))
 		{
