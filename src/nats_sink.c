@@ -42,6 +42,7 @@
 
 #include <nats/nats.h>
 
+#include "access/xlog.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/latch.h"
@@ -76,6 +77,8 @@ typedef struct NatsResumePoint
 	XLogRecPtr	txn_lsn;
 	int			seq;
 	bool		is_relation;
+	Oid			relid;			/* of a relation event */
+	bool		relations_done; /* relation events at seq seen up to relid */
 } NatsResumePoint;
 
 typedef struct PgsNatsSink
@@ -87,6 +90,7 @@ typedef struct PgsNatsSink
 	jsCtx	   *js;
 	char	   *stream;
 	char	   *url;
+	char	   *system_id;		/* this cluster's, in every message */
 
 	NatsResumePoint resume;
 	bool		chain;			/* ExpectLastMsgId on every message */
@@ -499,8 +503,29 @@ read_resume_point(PgsNatsSink *sink, const PgsStreamConfig *config, char **reaso
 			parse_msg_id(id, &sink->resume.txn_lsn, &sink->resume.seq,
 						 &sink->resume.is_relation))
 		{
+			const char *sysid = NULL;
+			const char *r = strstr(id, ":r");
+
 			sink->resume.active = true;
+			sink->resume.relations_done = false;
+			sink->resume.relid = InvalidOid;
+			if (sink->resume.is_relation && r != NULL)
+				sink->resume.relid = (Oid) strtoul(r + 2, NULL, 10);
 			strlcpy(sink->last_id, id, sizeof(sink->last_id));
+
+			/*
+			 * The last message came from another cluster (a restored dump,
+			 * a rebuilt server) if its system identifier differs: its LSNs
+			 * say nothing about ours, so nothing may be skipped.
+			 */
+			if (natsMsgHeader_Get(last, "Pg-System-Id", &sysid) != NATS_OK ||
+				strcmp(sysid, psprintf(UINT64_FORMAT, GetSystemIdentifier())) != 0)
+			{
+				sink->resume.active = false;
+				ereport(LOG,
+						(errmsg("stream \"%s\" does not resume after the last message of JetStream stream \"%s\": it was written by another database cluster",
+								config->name, sink->stream)));
+			}
 		}
 	}
 
@@ -556,6 +581,7 @@ try_connect(PgsNatsSink *sink, const PgsStreamConfig *config, char **reason)
 			if (s != NATS_OK)
 				report_nats_error("could not initialise the NATS client library", s);
 			nats_opened = true;
+			pgs_worker_skip_exit_handlers();
 		}
 		s = build_options(sink, config->name);
 		if (s != NATS_OK)
@@ -634,10 +660,17 @@ already_stored(PgsNatsSink *sink, XLogRecPtr txn_lsn, const PgsOutput *out)
 		return true;
 	if (out->seq > r->seq)
 		return false;
-	/* same position: a relation event comes before the change it describes */
-	if (is_relation)
-		return true;
-	return !r->is_relation;
+	/* same position: relation events come before the change they describe */
+	if (!r->is_relation)
+		return true;			/* the change itself was stored */
+	if (!is_relation)
+		return false;
+	/* several relation events (TRUNCATE): stored up to r->relid */
+	if (r->relations_done)
+		return false;
+	if (out->event->rel->relid == r->relid)
+		r->relations_done = true;
+	return true;
 }
 
 /*
@@ -841,6 +874,7 @@ nats_send(PgsSink *base, const PgsOutput *out)
 			set_header(msg, "Pg-Table", value.data);
 		}
 		set_header(msg, "Pg-Operation", pgs_event_kind_name(ev->kind));
+		set_header(msg, "Pg-System-Id", sink->system_id);
 		pfree(value.data);
 	}
 	PG_CATCH();
@@ -924,7 +958,8 @@ nats_heartbeat(PgsSink *base, XLogRecPtr confirmed)
 	if (s != NATS_OK)
 		report_nats_error("could not create NATS message", s);
 	if (natsMsgHeader_Set(msg, "Pg-Lsn", lsn) != NATS_OK ||
-		natsMsgHeader_Set(msg, "Pg-Operation", "heartbeat") != NATS_OK)
+		natsMsgHeader_Set(msg, "Pg-Operation", "heartbeat") != NATS_OK ||
+		natsMsgHeader_Set(msg, "Pg-System-Id", sink->system_id) != NATS_OK)
 	{
 		natsMsg_Destroy(msg);
 		report_nats_error("could not set NATS header", NATS_NO_MEMORY);
@@ -1055,6 +1090,7 @@ pgs_sink_nats_create(const PgsStreamConfig *config)
 	sink->base.shutdown = nats_shutdown;
 	sink->base.heartbeat = nats_heartbeat;
 	sink->stream = pstrdup(config->nats.stream);
+	sink->system_id = psprintf(UINT64_FORMAT, GetSystemIdentifier());
 	sink->url = pstrdup(config->nats.url ? config->nats.url : pgs_nats_url);
 	sink->acked = InvalidXLogRecPtr;
 	pthread_mutex_init(&sink->mu, NULL);

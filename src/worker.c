@@ -100,6 +100,29 @@ typedef struct PgsCommitTime
 
 static PgsWorkerState worker;
 static bool worker_failed = false;
+static bool skip_exit_handlers = false;
+
+/*
+ * The C library's exit handlers include OpenSSL's cleanup, which cnats's
+ * TLS connections leave in a state where it crashes now and then at exit
+ * (SIGSEGV in OPENSSL_cleanup, which makes the postmaster restart the whole
+ * server).  A worker that used cnats therefore ends with _exit() once
+ * PostgreSQL's own exit callbacks have run: this callback is registered
+ * first, so it runs last.  Nothing else of the process needs the C exit
+ * handlers: the server log is written unbuffered.
+ */
+static void
+worker_exit_now(int code, Datum arg pg_attribute_unused())
+{
+	if (skip_exit_handlers)
+		_exit(code);
+}
+
+void
+pgs_worker_skip_exit_handlers(void)
+{
+	skip_exit_handlers = true;
+}
 
 /*
  * Runs last among the exit callbacks (it is registered before the
@@ -739,6 +762,7 @@ pgoutput_stream_worker_main(Datum main_arg)
 	bool		publication_exists;
 
 	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
+	on_proc_exit(worker_exit_now, (Datum) 0);
 	before_shmem_exit(worker_on_exit, (Datum) 0);
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);

@@ -36,6 +36,7 @@ extern void pgs_worker_fail(const char *message, const char *hint) pg_attribute_
 extern void pgs_worker_report_streaming(void);
 extern bool pgs_worker_stop_requested(void);
 extern bool pgs_worker_sleep(long ms);
+extern void pgs_worker_skip_exit_handlers(void);
 
 extern PGDLLEXPORT void pgoutput_stream_launcher_main(Datum main_arg);
 extern PGDLLEXPORT void pgoutput_stream_scanner_main(Datum main_arg);
