@@ -84,4 +84,41 @@ pgs_oldest_clog_xid(void)
 #define MarkGUCPrefixReserved(prefix) EmitWarningsOnPlaceholders(prefix)
 #endif
 
+/*
+ * Wait events: custom, named ones on 17+ (shown in pg_stat_activity as
+ * wait_event "PgoutputStreamIdle" etc.), the generic "Extension" before.
+ * WaitEventExtensionNew() returns the same id for the same name in every
+ * process, so each process just asks once.
+ */
+#include "utils/wait_event.h"
+#if PG_VERSION_NUM >= 170000
+#define PGS_DEFINE_WAIT_EVENT(fn, name) \
+static inline uint32 \
+fn(void) \
+{ \
+	static uint32 id = 0; \
+	if (id == 0) \
+		id = WaitEventExtensionNew(name); \
+	return id; \
+}
+#else
+#define PGS_DEFINE_WAIT_EVENT(fn, name) \
+static inline uint32 \
+fn(void) \
+{ \
+	return PG_WAIT_EXTENSION; \
+}
+#endif
+
+/* what a process of the extension waits for */
+PGS_DEFINE_WAIT_EVENT(pgs_wait_idle, "PgoutputStreamIdle")
+PGS_DEFINE_WAIT_EVENT(pgs_wait_target, "PgoutputStreamTarget")
+PGS_DEFINE_WAIT_EVENT(pgs_wait_handover, "PgoutputStreamHandover")
+PGS_DEFINE_WAIT_EVENT(pgs_wait_launcher, "PgoutputStreamLauncher")
+
+#define PGS_WAIT_IDLE		pgs_wait_idle()
+#define PGS_WAIT_TARGET		pgs_wait_target()
+#define PGS_WAIT_HANDOVER	pgs_wait_handover()
+#define PGS_WAIT_LAUNCHER	pgs_wait_launcher()
+
 #endif							/* PGS_COMPAT_H */

@@ -145,7 +145,7 @@ pgs_decoder_wait_for_slot(const char *slot_name)
 			return;
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 50, PG_WAIT_EXTENSION);
+						 50, PGS_WAIT_HANDOVER);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 		waited_ms += 50;

@@ -200,7 +200,7 @@ pgoutput_stream_launcher_main(Datum main_arg pg_attribute_unused())
 
 		(void) WaitLatch(MyLatch,
 						 WL_LATCH_SET | (timeout >= 0 ? WL_TIMEOUT : 0) | WL_EXIT_ON_PM_DEATH,
-						 timeout, PG_WAIT_EXTENSION);
+						 timeout, PGS_WAIT_LAUNCHER);
 		ResetLatch(MyLatch);
 	}
 }

@@ -50,6 +50,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "compat.h"
 #include "guc.h"
 #include "sink.h"
 #include "worker.h"
@@ -547,7 +548,7 @@ static void
 wait_for_acks(long timeout_ms)
 {
 	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-					 timeout_ms, PG_WAIT_EXTENSION);
+					 timeout_ms, PGS_WAIT_TARGET);
 	ResetLatch(MyLatch);
 	CHECK_FOR_INTERRUPTS();
 }

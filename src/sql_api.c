@@ -40,6 +40,7 @@
 #include "utils/pg_lsn.h"
 #include "utils/timestamp.h"
 
+#include "compat.h"
 #include "decoder.h"
 #include "shmem.h"
 #include "sql_api.h"
@@ -627,7 +628,7 @@ stop_and_wait(const PgsStreamConfig *config)
 					 errmsg("could not stop the worker of stream \"%s\"", config->name),
 					 errdetail("The worker did not stop within 60 seconds.")));
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 20, PG_WAIT_EXTENSION);
+						 20, PGS_WAIT_HANDOVER);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 		waited_ms += 20;

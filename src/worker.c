@@ -508,7 +508,7 @@ pgs_worker_sleep(long ms)
 		if (left <= 0)
 			return true;
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 left, PG_WAIT_EXTENSION);
+						 left, PGS_WAIT_TARGET);
 		ResetLatch(MyLatch);
 	}
 }
@@ -673,7 +673,7 @@ run_stream(void)
 			pgstat_report_stat(false);
 			(void) WaitLatch(MyLatch,
 							 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 timeout, PG_WAIT_EXTENSION);
+							 timeout, PGS_WAIT_IDLE);
 			ResetLatch(MyLatch);
 		}
 	}
@@ -746,7 +746,7 @@ claim_entry(Oid dboid, int32 stream_id)
 			proc_exit(0);
 		}
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 20, PG_WAIT_EXTENSION);
+						 20, PGS_WAIT_HANDOVER);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 		waited_ms += 20;
