@@ -65,7 +65,9 @@ use JSON::PP;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(usleep time);
+use Time::HiRes qw(time);
+
+use PgsTestUtil qw(pgs_wait_until);
 
 our @EXPORT = qw(
   pgs_feldera_spec
@@ -75,8 +77,6 @@ our @EXPORT = qw(
   pgs_feldera_fake_rows
   pgs_feldera_diff
   pgs_feldera_wait_equal
-  pgs_feldera_wait
-  pgs_feldera_lsn_num
 );
 
 our $TIMEOUT = $PostgreSQL::Test::Utils::timeout_default;
@@ -634,7 +634,7 @@ sub pgs_feldera_wait_equal
 	my ($node, $dbname, $fake, $pipeline, $specs, %params) = @_;
 	my %names = %{ $params{tables} // {} };
 	my @diff;
-	my $ok = pgs_feldera_wait(
+	my $ok = pgs_wait_until(
 		sub {
 			@diff = ();
 			foreach my $spec (@$specs)
@@ -650,46 +650,6 @@ sub pgs_feldera_wait_equal
 		$params{timeout});
 	diag(join("\n", @diff)) unless $ok;
 	return $ok;
-}
-
-=pod
-
-=item pgs_feldera_wait($code, $description, $timeout)
-
-Call $code every 100 ms until it returns true, at most $timeout seconds
-(default: the TAP timeout).  Returns true if it did.
-
-=cut
-
-sub pgs_feldera_wait
-{
-	my ($code, $description, $timeout) = @_;
-	my $deadline = time() + ($timeout // $TIMEOUT);
-	while (1)
-	{
-		return 1 if $code->();
-		if (time() > $deadline)
-		{
-			diag("timed out waiting for: $description");
-			return 0;
-		}
-		usleep(100_000);
-	}
-}
-
-=pod
-
-=item pgs_feldera_lsn_num($lsn)
-
-An LSN "X/Y" as a number.
-
-=cut
-
-sub pgs_feldera_lsn_num
-{
-	my ($lsn) = @_;
-	my ($hi, $lo) = split m{/}, $lsn;
-	return hex($hi) * 2**32 + hex($lo);
 }
 
 =pod

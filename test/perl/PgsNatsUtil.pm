@@ -57,7 +57,10 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep time);
 
+use PgsTestUtil qw(pgs_new_node pgs_wait_until pgs_lsn_num);
+
 our @EXPORT = qw(
+  pgs_nats_node
   pgs_nats_cluster
   pgs_nats_wait_cluster
   pgs_http_get
@@ -69,10 +72,8 @@ our @EXPORT = qw(
   pgs_js_wait_messages
   pgs_msg_payload
   pgs_msg_id_parts
-  pgs_lsn_num
   pgs_nats_tls_files
   pgs_subject_unescape
-  pgs_wait_for_log
   pgs_wait_delivered
   pgs_js_problems
 );
@@ -222,7 +223,7 @@ sub start
 
 	my $path = ($params{wait} // '') eq 'js-enabled'
 	  ? '/healthz?js-enabled-only=true' : '/healthz';
-	my $ok = _wait(
+	my $ok = pgs_wait_until(
 		sub {
 			croak "nats server $self->{name} exited at start (see $self->{logfile})"
 			  if waitpid($pid, WNOHANG) == $pid;
@@ -330,6 +331,27 @@ END
 
 =pod
 
+=item pgs_nats_node($name, $nats, %params)
+
+A node of pgs_new_node (PgsTestUtil) whose nats target publishes to the
+server $nats, with an ack timeout of 2 s and retries at most 1 s apart;
+$params{conf} is appended to these settings, other parameters are passed
+on.
+
+=cut
+
+sub pgs_nats_node
+{
+	my ($name, $nats, %params) = @_;
+	my $conf = "pgoutput_stream.nats_url = '@{[ $nats->url ]}'\n"
+	  . "pgoutput_stream.nats_ack_timeout = '2s'\n"
+	  . "pgoutput_stream.nats_max_retry_delay = '1s'\n"
+	  . ($params{conf} // '');
+	return pgs_new_node($name, %params, conf => $conf);
+}
+
+=pod
+
 =item pgs_nats_cluster($n, %params)
 
 $n servers (not started) forming one cluster "c" on loopback, each with
@@ -371,7 +393,7 @@ sub pgs_nats_wait_cluster
 {
 	my (@servers) = @_;
 	my $n = scalar(@servers);
-	return _wait(
+	return pgs_wait_until(
 		sub {
 			foreach my $s (grep { $_->pid } @servers)
 			{
@@ -589,22 +611,7 @@ sub pgs_msg_id_parts
 
 =pod
 
-=item pgs_lsn_num($lsn)
-
-LSN text form "X/Y" as a number.
-
-=cut
-
-sub pgs_lsn_num
-{
-	my ($lsn) = @_;
-	my ($hi, $lo) = split m{/}, $lsn;
-	return hex($hi) * 2**32 + hex($lo);
-}
-
-=pod
-
-=item pgs_js_problems($msgs, $slot)
+=item pgs_js_problems($msgs, $slot, %params)
 
 Check messages of pgs_js_dump written by one stream (slot $slot) as its
 only writer, and return a list of problems (empty if none):
@@ -620,28 +627,38 @@ only writer, and return a list of problems (empty if none):
     gaps, ending with the Commit; other commit LSNs hold one message (a
     non-transactional logical message);
   - heartbeats ("<slot>:<lsn>:hb<time>") are chained like the rest, and
-    otherwise not checked.
+    otherwise not checked, unless the parameter heartbeats is true: then a
+    message whose Pg-Operation header is "heartbeat" is one too (and may
+    not be the first message chained to something), and each is checked
+    further: its subject ends in ".heartbeat", its id is
+    "<slot>:<lsn>:hb<time>" with the LSN of its Pg-Lsn header, its payload
+    is {"Heartbeat":{"confirmed_lsn": that LSN, "time": ...}}, and
+    heartbeat LSNs do not go backwards (true without crash restarts).
 
 =cut
 
 sub pgs_js_problems
 {
-	my ($msgs, $slot) = @_;
+	my ($msgs, $slot, %params) = @_;
 	my (@problems, %seen, @prev_key, %groups);
-	my $prev_id;
+	my ($prev_id, $prev_hb);
 	foreach my $m (@$msgs)
 	{
 		my $id = $m->{id} // '';
 
 		# a heartbeat (stream option heartbeat_interval): chained, outside
 		# transactions
-		if ($id =~ m{^\Q$slot\E:[0-9A-F]+/[0-9A-F]+:hb\d+\z})
+		if ($id =~ m{^\Q$slot\E:[0-9A-F]+/[0-9A-F]+:hb\d+\z}
+			|| ($params{heartbeats} && ($m->{headers}{'Pg-Operation'} // '') eq 'heartbeat'))
 		{
 			push @problems, "message $m->{seq}: Nats-Msg-Id $id seen before" if $seen{$id}++;
 			my $expected = $m->{headers}{'Nats-Expected-Last-Msg-Id'};
 			push @problems, "message $m->{seq}: heartbeat chained to "
 			  . ($expected // '(nothing)') . ", not " . ($prev_id // '(nothing)')
 			  if defined $prev_id && ($expected // '') ne $prev_id;
+			push @problems, "message $m->{seq}: the first message is chained to $expected"
+			  if $params{heartbeats} && !defined $prev_id && defined $expected;
+			push @problems, _heartbeat_problems($m, $slot, \$prev_hb) if $params{heartbeats};
 			$prev_id = $id;
 			next;
 		}
@@ -709,6 +726,42 @@ sub pgs_js_problems
 	return @problems;
 }
 
+# The problems of heartbeat message $m of slot $slot (see pgs_js_problems);
+# $$prev_hb is the LSN of the heartbeat before it, updated
+sub _heartbeat_problems
+{
+	my ($m, $slot, $prev_hb) = @_;
+	my $seq = $m->{seq};
+	my $id = $m->{id} // '';
+	my $lsn = $m->{headers}{'Pg-Lsn'} // '';
+	my @problems;
+	push @problems, "message $seq: heartbeat on subject $m->{subject}"
+	  unless $m->{subject} =~ /\.heartbeat\z/;
+	push @problems, "message $seq: heartbeat id $id"
+	  unless $id =~ m{^\Q$slot\E:\Q$lsn\E:hb\d+\z} && $lsn =~ m{^[0-9A-F]+/[0-9A-F]+\z};
+	my $payload = eval { JSON::PP->new->decode(scalar pgs_msg_payload($m)) };
+	if (!$payload || ref($payload->{Heartbeat}) ne 'HASH')
+	{
+		push @problems, "message $seq: heartbeat payload is not {\"Heartbeat\":{...}}";
+	}
+	else
+	{
+		my $hb = $payload->{Heartbeat};
+		push @problems, "message $seq: heartbeat confirmed_lsn "
+		  . ($hb->{confirmed_lsn} // 'missing') . " but Pg-Lsn $lsn"
+		  if ($hb->{confirmed_lsn} // '') ne $lsn;
+		push @problems, "message $seq: heartbeat time " . ($hb->{time} // 'missing')
+		  unless ($hb->{time} // '') =~ /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z$/;
+	}
+	if ($lsn =~ m{/})
+	{
+		push @problems, "message $seq: heartbeat LSN $lsn is before $$prev_hb"
+		  if defined $$prev_hb && pgs_lsn_num($lsn) < pgs_lsn_num($$prev_hb);
+		$$prev_hb = $lsn;
+	}
+	return @problems;
+}
+
 =pod
 
 =item pgs_js_admin($url, \%auth, @command)
@@ -763,7 +816,7 @@ sub pgs_js_wait_messages
 {
 	my ($nats, $stream, $n, $timeout) = @_;
 	my $last = 0;
-	my $ok = _wait(
+	my $ok = pgs_wait_until(
 		sub {
 			my $st = pgs_js_stream_state($nats, $stream) or return 0;
 			$last = $st->{messages};
@@ -839,35 +892,6 @@ sub pgs_nats_tls_files
 
 =pod
 
-=item pgs_wait_for_log($node, $offset, $regex, $min, $timeout)
-
-Wait until the server log of $node has at least $min (default 1) lines
-matching $regex (applied to each line) after $offset.  Returns the list of matches (each the
-array of the regex's captures), empty if it timed out.
-
-=cut
-
-sub pgs_wait_for_log
-{
-	my ($node, $offset, $re, $min, $timeout) = @_;
-	$min //= 1;
-	my @found;
-	_wait(
-		sub {
-			@found = ();
-			foreach my $line (split /\n/, slurp_file($node->logfile, $offset))
-			{
-				push @found, [ @{^CAPTURE} ] if $line =~ $re;
-			}
-			return @found >= $min;
-		},
-		"$min log lines matching $re",
-		$timeout) or return ();
-	return @found;
-}
-
-=pod
-
 =item pgs_wait_delivered($node, $dbname, $stream, $timeout)
 
 Wait until $stream confirmed its slot up to the current WAL write position
@@ -882,7 +906,7 @@ sub pgs_wait_delivered
 	my $lsn;
 
 	# (errors are retried: the server may be in a crash restart)
-	return _wait(
+	return pgs_wait_until(
 		sub {
 			my ($out, $err) = ('', '');
 			$node->psql($dbname, 'SELECT pg_current_wal_lsn()', stdout => \$out, stderr => \$err)
@@ -897,23 +921,6 @@ sub pgs_wait_delivered
 		},
 		"stream $stream confirmed up to the WAL position of the call",
 		$timeout);
-}
-
-# Call $code every 100 ms until it returns true, at most $timeout s
-sub _wait
-{
-	my ($code, $description, $timeout) = @_;
-	my $deadline = time() + ($timeout // $TIMEOUT);
-	while (1)
-	{
-		return 1 if $code->();
-		if (time() > $deadline)
-		{
-			diag("timed out waiting for: $description");
-			return 0;
-		}
-		usleep(100_000);
-	}
 }
 
 =pod

@@ -52,6 +52,10 @@ our @EXPORT = qw(
   pgs_insert_id_counts
   pgs_wait_for_ids
   pgs_wait_until
+  pgs_log_matches
+  pgs_count_log_lines
+  pgs_wait_for_log
+  pgs_lsn_num
   pgs_status
   pgs_wait_for_status
   pgs_worker_count
@@ -265,6 +269,81 @@ sub pgs_wait_until
 		}
 		usleep(100_000);
 	}
+}
+
+=pod
+
+=item pgs_log_matches($node, $offset, $regex)
+
+The lines of the server log of $node after byte $offset that match $regex
+(applied to each line): a list with, for each line, the array of the
+regex's captures.
+
+=cut
+
+sub pgs_log_matches
+{
+	my ($node, $offset, $re) = @_;
+	my @found;
+	foreach my $line (split /\n/, slurp_file($node->logfile, $offset))
+	{
+		push @found, [ @{^CAPTURE} ] if $line =~ $re;
+	}
+	return @found;
+}
+
+=pod
+
+=item pgs_count_log_lines($node, $offset, $regex)
+
+How many lines of the node's server log after byte $offset match $regex.
+
+=cut
+
+sub pgs_count_log_lines
+{
+	my ($node, $offset, $re) = @_;
+	return scalar(my @found = pgs_log_matches($node, $offset, $re));
+}
+
+=pod
+
+=item pgs_wait_for_log($node, $offset, $regex, $min, $timeout)
+
+Wait until the server log of $node has at least $min (default 1) lines
+matching $regex (applied to each line) after $offset.  Returns the list of
+matches (each the array of the regex's captures), empty if it timed out.
+
+=cut
+
+sub pgs_wait_for_log
+{
+	my ($node, $offset, $re, $min, $timeout) = @_;
+	$min //= 1;
+	my @found;
+	pgs_wait_until(
+		sub {
+			@found = pgs_log_matches($node, $offset, $re);
+			return @found >= $min;
+		},
+		"$min log lines matching $re",
+		$timeout) or return ();
+	return @found;
+}
+
+=pod
+
+=item pgs_lsn_num($lsn)
+
+LSN text form "X/Y" as a number.
+
+=cut
+
+sub pgs_lsn_num
+{
+	my ($lsn) = @_;
+	my ($hi, $lo) = split m{/}, $lsn;
+	return hex($hi) * 2**32 + hex($lo);
 }
 
 =pod

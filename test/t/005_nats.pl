@@ -28,13 +28,7 @@ use PgsNatsUtil;
 
 my $nats = PgsNatsUtil->new('main')->start;
 
-my $node = pgs_new_node(
-	'main', conf => <<"EOF");
-pgoutput_stream.nats_url = '@{[ $nats->url ]}'
-pgoutput_stream.nats_ack_timeout = '2s'
-pgoutput_stream.nats_max_retry_delay = '1s'
-restart_after_crash = on
-EOF
+my $node = pgs_nats_node('main', $nats, conf => "restart_after_crash = on\n");
 $node->start;
 
 # Names that are not NATS tokens: white space, '.', '*', '>', non-ASCII;

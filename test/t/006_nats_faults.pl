@@ -33,13 +33,7 @@ use PgsNatsUtil;
 my $t0   = time();
 my $nats = PgsNatsUtil->new('main')->start;
 
-my $node = pgs_new_node(
-	'main', conf => <<"EOF");
-restart_after_crash = on
-pgoutput_stream.nats_url = '@{[ $nats->url ]}'
-pgoutput_stream.nats_ack_timeout = '2s'
-pgoutput_stream.nats_max_retry_delay = '1s'
-EOF
+my $node = pgs_nats_node('main', $nats, conf => "restart_after_crash = on\n");
 $node->start;
 
 $node->safe_psql(
@@ -119,17 +113,25 @@ sub check_exactly_once
 	is(scalar(keys %count), scalar(@$ids), "$what: " . scalar(@$ids) . " rows, once each");
 }
 
+# Create stream s<x> of publication p<x> on subject prefix and JetStream
+# stream f<x> (more options: $options, JSON members), and wait for its worker
+sub start_stream
+{
+	my ($x, $options) = @_;
+	$options = defined $options ? ", $options" : '';
+	$node->safe_psql('postgres',
+		"SELECT pgoutput_stream.create_stream('s$x', 'p$x', targets => '{nats}',"
+		  . " options => '{\"subject_prefix\": \"f$x\", \"nats_stream\": \"f$x\"$options}')");
+	ok(pgs_wait_for_status($node, 'postgres', "s$x", "state = 'streaming' AND pid IS NOT NULL"),
+		"stream s$x is streaming");
+}
+
 # ---------------------------------------------------------------------
 # (a) 10 x SIGKILL of the worker during 50,000 rows in 200 transactions
 # ---------------------------------------------------------------------
 {
 	my $start = time();
-	$node->safe_psql('postgres', q{
-SELECT pgoutput_stream.create_stream('sa', 'pa', targets => '{nats}',
-  options => '{"subject_prefix": "fa", "nats_stream": "fa"}');
-});
-	ok(pgs_wait_for_status($node, 'postgres', 'sa', "state = 'streaming' AND pid IS NOT NULL"),
-		'stream sa is streaming');
+	start_stream('a');
 
 	my $killed = 0;
 	my $last_pid = 0;
@@ -174,12 +176,7 @@ SELECT pgoutput_stream.create_stream('sa', 'pa', targets => '{nats}',
 # ---------------------------------------------------------------------
 {
 	my $start = time();
-	$node->safe_psql('postgres', q{
-SELECT pgoutput_stream.create_stream('sb', 'pb', targets => '{nats}',
-  options => '{"subject_prefix": "fb", "nats_stream": "fb"}');
-});
-	ok(pgs_wait_for_status($node, 'postgres', 'sb', "state = 'streaming' AND pid IS NOT NULL"),
-		'stream sb is streaming');
+	start_stream('b');
 
 	my $tx = 0;
 	insert_range('b_rows', $tx * 250 + 1, ++$tx * 250) while $tx < 25;
@@ -249,13 +246,7 @@ SELECT pgoutput_stream.create_stream('sb', 'pb', targets => '{nats}',
 	note(sprintf('cluster formed in %.1f s', time() - $start));
 	my $urls = join(',', map { $_->url } @cluster);
 
-	$node->safe_psql('postgres', qq{
-SELECT pgoutput_stream.create_stream('sc', 'pc', targets => '{nats}',
-  options => '{"subject_prefix": "fc", "nats_stream": "fc", "nats_replicas": "3",
-               "nats_url": "$urls"}');
-});
-	ok(pgs_wait_for_status($node, 'postgres', 'sc', "state = 'streaming' AND pid IS NOT NULL"),
-		'stream sc is streaming');
+	start_stream('c', qq{"nats_replicas": "3", "nats_url": "$urls"});
 	my ($info, $err) = pgs_js_admin($urls, {}, 'info', 'fc');
 	is($info->{config}{num_replicas}, 3, 'the JetStream stream fc has 3 replicas');
 
@@ -307,11 +298,7 @@ SELECT pgoutput_stream.create_stream('sd', 'pd', targets => '{nats}',
 	ok(pgs_wait_delivered($node, 'postgres', 'sd'), 'the old cluster delivered');
 	$node->safe_psql('postgres', "SELECT pgoutput_stream.drop_stream('sd')");
 
-	my $new = pgs_new_node('new', conf => <<"EOF");
-pgoutput_stream.nats_url = '@{[ $nats->url ]}'
-pgoutput_stream.nats_ack_timeout = '2s'
-pgoutput_stream.nats_max_retry_delay = '1s'
-EOF
+	my $new = pgs_nats_node('new', $nats);
 	$new->start;
 	$new->safe_psql('postgres', q{
 CREATE EXTENSION pgoutput_stream;

@@ -21,12 +21,7 @@ use PgsTestUtil;
 use PgsNatsUtil;
 
 my $nats = PgsNatsUtil->new('main')->start;
-my $node = pgs_new_node(
-	'main', conf => <<"EOF");
-pgoutput_stream.nats_url = '@{[ $nats->url ]}'
-pgoutput_stream.nats_ack_timeout = '2s'
-pgoutput_stream.nats_max_retry_delay = '1s'
-EOF
+my $node = pgs_nats_node('main', $nats);
 $node->start;
 
 $node->safe_psql(

@@ -615,7 +615,7 @@ CREATE PUBLICATION pub_tr FOR TABLE public.tr;
 		'last_error names the table');
 	ok($node->log_contains(qr/HINT:  Feldera has no TRUNCATE\. Set the stream option feldera_truncate to "skip"/, $offset),
 		'the hint names the option feldera_truncate');
-	cmp_ok(pgs_feldera_lsn_num(confirmed_lsn('s_tr')), '<=', pgs_feldera_lsn_num($lsn),
+	cmp_ok(pgs_lsn_num(confirmed_lsn('s_tr')), '<=', pgs_lsn_num($lsn),
 		'the slot is not confirmed past the TRUNCATE');
 
 	$node->safe_psql('postgres', q{
@@ -625,7 +625,7 @@ SELECT pgoutput_stream.start_stream('s_tr');
 	ok(pgs_wait_for_status($node, 'postgres', 's_tr', "state = 'streaming' AND pid IS NOT NULL"),
 		'with feldera_truncate = skip the stream streams again');
 	$node->safe_psql('postgres', q{INSERT INTO public.tr VALUES (10, 'after'), (11, 'after')});
-	ok( pgs_feldera_wait(
+	ok( pgs_wait_until(
 			sub {
 				join(',', map { $_->{id} } @{ $fake->rows('trunc', 'public_tr') }) eq '1,2,3,10,11';
 			},
@@ -648,7 +648,7 @@ SELECT pgoutput_stream.start_stream('s_tr');
 	$fake->declare('strict', [ pgs_feldera_decl($bad, columns => { v => { nullable => 0 } }) ]);
 	ok(create_stream('s_bad', 'pub_bad', { feldera_pipeline => 'strict' }), 's_bad is streaming');
 	$node->safe_psql('postgres', q{INSERT INTO public.bad VALUES (1, 'ok')});
-	ok(pgs_feldera_wait(sub { @{ $fake->rows('strict', 'public_bad') } == 1 }, 'row 1'),
+	ok(pgs_wait_until(sub { @{ $fake->rows('strict', 'public_bad') } == 1 }, 'row 1'),
 		'an acceptable row is delivered');
 	ok(pgs_wait_for_status($node, 'postgres', 's_bad', "confirmed_lsn >= '" . current_lsn() . "'"),
 		's_bad is confirmed past it');
@@ -663,7 +663,7 @@ SELECT pgoutput_stream.start_stream('s_tr');
 		'last_error has the HTTP status, error_code ParseErrors and Feldera\'s message');
 	like($err, qr/error parsing field 'v': invalid type: null, expected VARCHAR \(column is NOT NULL\)/,
 		'last_error has the parse error of the field');
-	cmp_ok(pgs_feldera_lsn_num(confirmed_lsn('s_bad')), '<=', pgs_feldera_lsn_num($lsn),
+	cmp_ok(pgs_lsn_num(confirmed_lsn('s_bad')), '<=', pgs_lsn_num($lsn),
 		'the slot is not confirmed past the rejected transaction');
 	is( $node->safe_psql('postgres',
 			q{SELECT count(*) FROM pgoutput_stream.peek('s_bad', 10) WHERE subject = 'postgres.public.bad.insert' AND payload LIKE '%"id":2,%'}
@@ -680,7 +680,7 @@ SELECT pgoutput_stream.start_stream('s_tr');
 	ok(pgs_wait_for_status($node, 'postgres', 's_bad', "state = 'streaming' AND pid IS NOT NULL"),
 		'start_stream() starts the failed stream');
 	$node->safe_psql('postgres', q{INSERT INTO public.bad VALUES (3, 'x')});
-	ok( pgs_feldera_wait(
+	ok( pgs_wait_until(
 			sub {
 				join(',', map { $_->{id} . ':' . ($_->{v} // 'NULL') } @{ $fake->rows('strict', 'public_bad') })
 				  eq '2:NULL,3:x';
@@ -714,7 +714,7 @@ SELECT pgoutput_stream.start_stream('s_tr');
 		'NaN: last_error names the table and the column');
 	ok(wait_failed('s_nan'), 'NaN: the stream is failed');
 	ok(stays_down('s_nan', 2), 'NaN: the failed stream is not restarted');
-	cmp_ok(pgs_feldera_lsn_num(confirmed_lsn('s_nan')), '<=', pgs_feldera_lsn_num($lsn),
+	cmp_ok(pgs_lsn_num(confirmed_lsn('s_nan')), '<=', pgs_lsn_num($lsn),
 		'the slot is not confirmed past the NaN');
 	is(join(',', map { $_->{id} } @{ $fake->rows('nan', 'public_nan_t') }), '1',
 		'nothing of the transaction with NaN reached Feldera');
@@ -767,7 +767,7 @@ UPDATE public.toast_f SET id = 3 WHERE id = 1;
 	is( join('|', map { "$_->{id}:$_->{v}:" . length($_->{big} // '') } @{ $fake->rows('toast_d', 'public_toast_d') }),
 		'1:a:5000|2:a:5',
 		'no NULL reached Feldera for the unchanged TOASTed value');
-	cmp_ok(pgs_feldera_lsn_num(confirmed_lsn('s_toast_d')), '<=', pgs_feldera_lsn_num($lsn),
+	cmp_ok(pgs_lsn_num(confirmed_lsn('s_toast_d')), '<=', pgs_lsn_num($lsn),
 		'the slot is not confirmed past the refused UPDATE');
 	$node->safe_psql('postgres',
 		q{SELECT pgoutput_stream.drop_stream('s_toast_d'); SELECT pgoutput_stream.drop_stream('s_toast_f');});
@@ -909,7 +909,7 @@ INSERT INTO public.wc VALUES (2, 'b');
 	$seq = $fake->last_seq;
 	my $lsn = current_lsn();
 	$node->safe_psql('postgres', q{INSERT INTO public.wc VALUES (3, 'c')});
-	ok( pgs_feldera_wait(
+	ok( pgs_wait_until(
 			sub {
 				scalar(grep { $_->{kind} eq 'completion_status' } @{ $fake->request_log($seq) }) >= 3;
 			},
@@ -917,7 +917,7 @@ INSERT INTO public.wc VALUES (2, 'b');
 		'the completion status is polled');
 	is(pgs_status($node, 'postgres', 's_wc')->{state}, 'streaming',
 		'while in progress (202) the stream keeps streaming');
-	cmp_ok(pgs_feldera_lsn_num(confirmed_lsn('s_wc')), '<=', pgs_feldera_lsn_num($lsn),
+	cmp_ok(pgs_lsn_num(confirmed_lsn('s_wc')), '<=', pgs_lsn_num($lsn),
 		'while in progress the slot is not confirmed past the transaction');
 	$fake->completion('complete');
 	ok(pgs_wait_for_status($node, 'postgres', 's_wc', "confirmed_lsn >= '" . current_lsn() . "'"),
@@ -934,7 +934,7 @@ INSERT INTO public.wc VALUES (2, 'b');
 	like(pgs_status($node, 'postgres', 's_wc')->{last_error},
 		qr/^could not read Feldera completion status: HTTP 410 PipelineRestarted: Completion token was created by a previous incarnation/,
 		'last_error has 410 PipelineRestarted');
-	cmp_ok(pgs_feldera_lsn_num(confirmed_lsn('s_wc')), '<=', pgs_feldera_lsn_num($lsn),
+	cmp_ok(pgs_lsn_num(confirmed_lsn('s_wc')), '<=', pgs_lsn_num($lsn),
 		'the slot is not confirmed past the transaction');
 	$fake->completion('complete');
 	$node->safe_psql('postgres', q{SELECT pgoutput_stream.drop_stream('s_wc')});
@@ -958,7 +958,7 @@ ok(pgs_feldera_wait_equal($node, 'postgres', $fake, 'main', \@main_specs), 'main
 	my $failed = sub {
 		my ($name) = @_;
 		my $state = '';
-		pgs_feldera_wait(
+		pgs_wait_until(
 			sub {
 				return 1 if $crashed->();
 				my $st = eval { pgs_status($node, 'postgres', $name) };

@@ -40,32 +40,30 @@ pgoutput_stream.feldera_request_timeout = '2s'
 ");
 $node->start;
 
+# A table spec: its name, key columns, and columns
+sub spec
+{
+	my ($table, $key, @columns) = @_;
+	return pgs_feldera_spec($table, key => $key, columns => \@columns);
+}
+
 my @specs = (
-	pgs_feldera_spec(
-		'public.w1',
-		key     => ['id'],
-		columns => [
-			[ id => 'int',           'INT',           'int' ],
-			[ v  => 'text',          'VARCHAR',       'text' ],
-			[ n  => 'numeric(12,4)', 'DECIMAL(12,4)', 'decimal' ],
-			[ ts => 'timestamptz',   'TIMESTAMP',     'timestamptz' ],
-		]),
-	pgs_feldera_spec(
-		'public.w2',
-		key     => ['id'],
-		columns => [
-			[ id      => 'bigint', 'BIGINT',        'int' ],
-			[ payload => 'jsonb',  'VARIANT',       'json' ],
-			[ tags    => 'text[]', 'VARCHAR ARRAY', 'json' ],
-		]),
-	pgs_feldera_spec(
-		'public.w3',
-		key     => [ 'k1', 'k2' ],
-		columns => [
-			[ k1  => 'int',  'INT',     'int' ],
-			[ k2  => 'text', 'VARCHAR', 'text' ],
-			[ qty => 'int',  'INT',     'int' ],
-		]),
+	spec('public.w1', ['id'],
+		[ id => 'int',           'INT',           'int' ],
+		[ v  => 'text',          'VARCHAR',       'text' ],
+		[ n  => 'numeric(12,4)', 'DECIMAL(12,4)', 'decimal' ],
+		[ ts => 'timestamptz',   'TIMESTAMP',     'timestamptz' ],
+	),
+	spec('public.w2', ['id'],
+		[ id      => 'bigint', 'BIGINT',        'int' ],
+		[ payload => 'jsonb',  'VARIANT',       'json' ],
+		[ tags    => 'text[]', 'VARCHAR ARRAY', 'json' ],
+	),
+	spec('public.w3', [ 'k1', 'k2' ],
+		[ k1  => 'int',  'INT',     'int' ],
+		[ k2  => 'text', 'VARCHAR', 'text' ],
+		[ qty => 'int',  'INT',     'int' ],
+	),
 );
 $node->safe_psql('postgres',
 	"CREATE EXTENSION pgoutput_stream;\n"
@@ -149,12 +147,26 @@ sub wait_equal
 
 sub no_faults_pending
 {
-	return pgs_feldera_wait(
+	return pgs_wait_until(
 		sub {
 			my $f = $fake->pending_faults;
 			return !@{ $f->{faults} };
 		},
 		'the faults to be used up');
+}
+
+# Pause the pipeline, run a batch, and wait until a request of it hangs;
+# returns the fake's last sequence number from before
+sub hang_a_request
+{
+	my $seq = $fake->last_seq;
+	$fake->fault({ pause => JSON::PP::true });
+	run_batch(3);
+	ok( pgs_wait_until(
+			sub { grep { $_->{held} && !defined $_->{status} } $fake->ingress('work', $seq) },
+			'a request held by the paused pipeline'),
+		'a request hangs on the paused pipeline');
+	return $seq;
 }
 
 run_batch(20);
@@ -217,7 +229,7 @@ is($node->safe_psql('postgres', 'SELECT (SELECT count(*) FROM w1) > 0 AND (SELEC
 	my $offset = pgs_log_offset($node);
 	$fake->fault({ delay_ms => 3000, count => 1 });
 	$node->safe_psql('postgres', q{UPDATE w1 SET v = 'timed out once' WHERE id = (SELECT min(id) FROM w1)});
-	ok( pgs_feldera_wait(
+	ok( pgs_wait_until(
 			sub { grep { $_->{client_gone} && ($_->{status} // '') eq '200' } $fake->ingress('work', $seq) },
 			'the late request to be applied'),
 		'the request that timed out is applied late by the fake');
@@ -238,7 +250,7 @@ is($node->safe_psql('postgres', 'SELECT (SELECT count(*) FROM w1) > 0 AND (SELEC
 	$fake->stop('KILL');
 	my $down = time();
 	my ($waiting, $reason, $next_batch) = (0, '', 0);
-	pgs_feldera_wait(
+	pgs_wait_until(
 		sub {
 			if (time() >= $next_batch)
 			{
@@ -286,14 +298,14 @@ is($node->safe_psql('postgres', 'SELECT (SELECT count(*) FROM w1) > 0 AND (SELEC
 	my $old_pid = pgs_status($node, 'postgres', 's_w')->{pid};
 	$fake->fault({ pause => JSON::PP::true });
 	run_batch(5);
-	ok( pgs_feldera_wait(
+	ok( pgs_wait_until(
 			sub { grep { $_->{held} && !defined $_->{status} } $fake->ingress('work', 0) },
 			'a request held by the paused pipeline'),
 		'a request hangs on the paused pipeline');
 	ok(kill('KILL', $old_pid), "worker $old_pid killed with SIGKILL");
 	run_batch(5);
 	run_batch(5);
-	ok(pgs_feldera_wait(sub { $node->log_contains(qr/terminated by signal 9: Killed/, $offset) }, 'the crash'),
+	ok(pgs_wait_until(sub { $node->log_contains(qr/terminated by signal 9: Killed/, $offset) }, 'the crash'),
 		'the postmaster saw the worker die');
 	ok( pgs_wait_for_status(
 			$node, 'postgres', 's_w',
@@ -325,16 +337,10 @@ is($node->safe_psql('postgres', 'SELECT (SELECT count(*) FROM w1) > 0 AND (SELEC
 			$node, 'postgres', 's_w', "state = 'streaming' AND pid IS NOT NULL AND pid <> $old_pid"),
 		's_w streaming again');
 
-	my $seq = $fake->last_seq;
-	$fake->fault({ pause => JSON::PP::true });
-	run_batch(3);
-	ok( pgs_feldera_wait(
-			sub { grep { $_->{held} && !defined $_->{status} } $fake->ingress('work', $seq) },
-			'a request held by the paused pipeline'),
-		'a request hangs on the paused pipeline');
+	my $seq = hang_a_request();
 	# longer than the former 2 s timeout: the 60 s timeout is in effect
 	my $held_since = time();
-	pgs_feldera_wait(sub { time() - $held_since > 2.5 }, '2.5 s', 10);
+	pgs_wait_until(sub { time() - $held_since > 2.5 }, '2.5 s', 10);
 	is_deeply([ map { $_->{status} // 'pending' } $fake->ingress('work', $seq) ], ['pending'],
 		'after 2.5 s the request is still waiting, not sent again');
 	my $start = time();
@@ -356,13 +362,7 @@ is($node->safe_psql('postgres', 'SELECT (SELECT count(*) FROM w1) > 0 AND (SELEC
 # stop_stream() while a request hangs
 # ---------------------------------------------------------------------
 {
-	my $seq = $fake->last_seq;
-	$fake->fault({ pause => JSON::PP::true });
-	run_batch(3);
-	ok( pgs_feldera_wait(
-			sub { grep { $_->{held} && !defined $_->{status} } $fake->ingress('work', $seq) },
-			'a request held by the paused pipeline'),
-		'a request hangs on the paused pipeline');
+	hang_a_request();
 	my $start = time();
 	$node->safe_psql('postgres', q{SELECT pgoutput_stream.stop_stream('s_w')});
 	my $stopped = 0;

@@ -261,12 +261,12 @@ ok( pgs_wait_until(
 			$node->safe_psql('postgres', 'CHECKPOINT');
 			$restart1 = $node->safe_psql('postgres',
 				"SELECT restart_lsn FROM pg_replication_slots WHERE slot_name = 'pgs_ops_log'");
-			return pgs_ops_lsn_num($restart1) >= pgs_ops_lsn_num($wal1);
+			return pgs_lsn_num($restart1) >= pgs_lsn_num($wal1);
 		},
 		'restart_lsn of pgs_ops_log past the WAL of table b'),
 	"the slot's restart_lsn moved past the 50 MB ($restart0 -> $restart1, WAL written up to $wal1)");
 $st = pgs_ops_status($node, 'postgres', 'ops_log');
-cmp_ok(pgs_ops_lsn_num($st->{confirmed_lsn}), '>=', pgs_ops_lsn_num($wal1),
+cmp_ok(pgs_lsn_num($st->{confirmed_lsn}), '>=', pgs_lsn_num($wal1),
 	'confirmed_lsn is past the WAL of table b');
 cmp_ok($st->{retained_wal}, '<', 16 * 1024 * 1024, 'the slot retains less than a segment');
 is($st->{events}, $events_before, 'changes of table b made no events');
@@ -315,7 +315,7 @@ while (time() < $deadline)
 	usleep(200_000);
 }
 ok($still_warned, 'wal_warning stayed set while the WAL was retained');
-is(pgs_ops_count_lines($node, $offset, $warn_re), 1,
+is(pgs_count_log_lines($node, $offset, $warn_re), 1,
 	'one WARNING in 3 s of wake-ups (rate-limited)');
 
 $open->query_safe('COMMIT');
@@ -380,7 +380,7 @@ ok(pgs_wait_until(sub { $heartbeats->() >= $n_hb + 2 }, 'two more heartbeats'),
 	'two more heartbeats after a reload');
 is(pgs_ops_status($node, 'postgres', 'ops_nats')->{pid}, $nats_pid,
 	'a reload of other settings does not restart the worker');
-is(pgs_ops_count_lines($node, $offset, $restart_re), 0, 'nor logs a restart');
+is(pgs_count_log_lines($node, $offset, $restart_re), 0, 'nor logs a restart');
 
 # A wrong password: the worker hands over to a new one, which waits.
 # Rows are committed during the hand-over and while it waits.
@@ -424,7 +424,7 @@ ok( pgs_wait_for_status(
 	'after a reload with the right settings, the stream streams again');
 $node->safe_psql('postgres', inserts('c', 2001, 2500, 100));
 ok(pgs_wait_delivered($node, 'postgres', 'ops_nats'), 'everything is in JetStream');
-is(pgs_ops_count_lines($node, $offset, $restart_re), 3,
+is(pgs_count_log_lines($node, $offset, $restart_re), 3,
 	'three reloads changed the connection settings, three restarts');
 is(pgs_ops_status($node, 'postgres', 'ops_log')->{pid}, $log_pid,
 	'the log stream kept its worker through all reloads');
@@ -434,7 +434,7 @@ sub check_js
 {
 	my ($what, $last_id) = @_;
 	my $d = pgs_js_dump($nats->url, 'ops', %auth);
-	my @p = pgs_ops_js_problems($d->{msgs}, 'pgs_ops_nats');
+	my @p = pgs_js_problems($d->{msgs}, 'pgs_ops_nats', heartbeats => 1);
 	ok(!@p, "$what: unique ids, one chain, commit order, whole transactions, valid heartbeats")
 	  or diag(join("\n", @p[ 0 .. ($#p > 19 ? 19 : $#p) ]));
 	my %n;
@@ -466,8 +466,8 @@ ok( pgs_wait_until(
 			return 0 unless ($last->{headers}{'Pg-Operation'} // '') eq 'heartbeat';
 			my ($commit) = grep { ($_->{headers}{'Pg-Operation'} // '') eq 'commit' }
 			  reverse @{ $d->{msgs} };
-			return pgs_ops_lsn_num($last->{headers}{'Pg-Lsn'})
-			  >= pgs_ops_lsn_num($commit->{headers}{'Pg-Lsn'});
+			return pgs_lsn_num($last->{headers}{'Pg-Lsn'})
+			  >= pgs_lsn_num($commit->{headers}{'Pg-Lsn'});
 		},
 		'a heartbeat as the last message'),
 	'the last message is a heartbeat');
@@ -557,7 +557,7 @@ while (time() < $deadline)
 	$st = pgs_ops_status($node, 'postgres', 'ops_lost');
 	$quiet &&= $st->{state} eq 'failed' && !defined $st->{pid}
 	  && pgs_worker_count($node, 'ops_lost') == 0
-	  && pgs_ops_count_lines($node, $offset, $fail_re) == 1;
+	  && pgs_count_log_lines($node, $offset, $fail_re) == 1;
 	usleep(200_000);
 }
 ok($quiet, 'for 4 s: still failed, no worker, the failure logged once');
