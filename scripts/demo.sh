@@ -121,6 +121,7 @@ pgs_banner "Building and installing the extension"
 pgs_copy_tree "$PGS_ROOT" "$work/src"
 pgs_build "$work/src"
 pgs_install "$work/src"
+pgs_install_npm_clients "$work/src"
 chown -R postgres:postgres "$work"
 
 pg_port=$(pgs_free_port "${PGS_DEMO_PG_PORT:-55432}")
@@ -141,6 +142,7 @@ shared_preload_libraries = 'pgoutput_stream'
 wal_level = logical
 logging_collector = off
 log_line_prefix = '%m [%p] %b: '
+pgoutput_stream.nats_url = 'nats://127.0.0.1:$nats_port'
 EOF
 pgs_as_postgres pg_ctl -D "$work/data" -l "$work/postgresql.log" -w -t 60 start
 pgs_log "server log: $work/postgresql.log"
@@ -152,18 +154,15 @@ pgs_as_postgres nats-server -js -a 127.0.0.1 -p "$nats_port" -sd "$work/nats" -P
 	>"$work/nats.log" 2>&1 &
 nats_job=$!
 pgs_wait_until 30 nats_ready || pgs_die "nats-server did not come up on 127.0.0.1:$nats_port"
-pgs_log "nats-server is up with JetStream: nats://127.0.0.1:$nats_port (not used by the stream yet)"
+pgs_log "nats-server is up with JetStream: nats://127.0.0.1:$nats_port"
 
 pgs_banner "Creating the extension, a table, a publication and a stream"
-# TODO(nats target): once the nats sink exists, set
-#   pgoutput_stream.nats_url = 'nats://127.0.0.1:$nats_port' in postgresql.conf
-# above and create the stream with targets => '{log,nats}', then show the
-# messages arriving in JetStream too.
+# The stream delivers to the server log and to JetStream
 psql_demo --echo-all <<'SQL'
 CREATE EXTENSION pgoutput_stream;
 CREATE TABLE demo_orders(id bigint primary key, item text, qty int, price numeric(10,2), created_at timestamptz default now());
 CREATE PUBLICATION demo_pub FOR TABLE demo_orders;
-SELECT pgoutput_stream.create_stream('demo', publication => 'demo_pub', targets => '{log}');
+SELECT pgoutput_stream.create_stream('demo', publication => 'demo_pub', targets => '{log,nats}');
 SQL
 
 log_offset=$(stat -c %s "$work/postgresql.log")
@@ -193,4 +192,19 @@ SQL
 pgs_banner "Events"
 echo "Events delivered by the worker (server log):"
 demo_events
+echo
+delivered_to_nats()
+{
+	[[ $(psql_demo -Atc "SELECT in_flight = 0 AND target_counters->>'nats' = events::text FROM pgoutput_stream.stream_status WHERE name = 'demo'") == t ]]
+}
+pgs_wait_until "$EVENT_TIMEOUT" delivered_to_nats || pgs_die "JetStream did not acknowledge the events within $EVENT_TIMEOUT s"
+echo "Messages stored in JetStream stream postgres_replication (subject, Nats-Msg-Id, payload):"
+pgs_as_postgres node "$work/src/test/nats/js_dump.mjs" "nats://127.0.0.1:$nats_port" postgres_replication |
+	node -e '
+		const lines = require("fs").readFileSync(0, "utf8").trim().split("\n");
+		for (const l of lines) {
+			const m = JSON.parse(l);
+			if (m.seq) console.log(`${m.seq} ${m.subject} ${m.id}\n    ${m.data}`);
+			else console.log(`(${m.count} messages)`);
+		}'
 pgs_banner "Demo finished"
