@@ -1,0 +1,259 @@
+#!/usr/bin/env bash
+#
+# bench/run.sh
+#      Throughput, lag, latency and memory figures of pgoutput_stream with the
+#      nats target, on a private PostgreSQL 15 cluster and a private
+#      nats-server -js (both on free loopback ports, in a temporary directory
+#      that is removed on exit).  Run as root, like test/run-tests.sh:
+#
+#          sudo bench/run.sh
+#
+#      The extension must already be built and installed.  stdout carries only
+#      the figures, one "name value unit" line each; progress goes to stderr.
+#      Environment: BENCH_KEEP=1 keeps the temporary directory.
+
+set -euo pipefail
+exec </dev/null
+
+# shellcheck source-path=SCRIPTDIR source=../scripts/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/common.sh"
+
+BENCH_DIR=$PGS_ROOT/bench
+NODE_DIR=$PGS_ROOT/test/nats
+
+BULK_ROWS=200000
+MEM_ROWS=1000000
+SMALL_CLIENTS=4
+SMALL_PER_CLIENT=5000
+LAT_TX=2000
+LAT_RATE=200
+
+# Figures go to fd 3 (the original stdout); everything else to stderr.
+exec 3>&1 1>&2
+
+work= nats_pid= sub_pid=
+cleanup()
+{
+	local rc=$?
+
+	trap - EXIT
+	if [[ -n $sub_pid ]]; then kill "$sub_pid" 2>/dev/null || true; fi
+	if [[ -n $work && -d $work ]]; then
+		pgs_stop_postmasters "$work"
+	fi
+	if [[ -n $nats_pid ]]; then
+		kill "$nats_pid" 2>/dev/null || true
+		wait "$nats_pid" 2>/dev/null || true
+	fi
+	if ((rc != 0)) && [[ -n $work ]]; then
+		pgs_log "FAILED (exit $rc); server log tail:"
+		tail -n 30 "$work/postgres.log" 2>/dev/null || true
+	fi
+	if [[ -n $work && -d $work && ${BENCH_KEEP:-0} != 1 ]]; then
+		rm -rf "$work"
+	elif [[ -n $work ]]; then
+		pgs_log "kept $work"
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+figure() { printf '%s %s %s\n' "$1" "$2" "$3" >&3; pgs_log "figure: $1 $2 $3"; }
+now() { echo "$EPOCHREALTIME"; }
+# elapsed seconds between two now() stamps
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.6f", b - a }'; }
+
+pgs_require_root
+pgs_check_tools
+for t in "$PGS_PGBIN/pgbench" node curl jq awk; do
+	command -v "$t" >/dev/null 2>&1 || pgs_die "missing $t"
+done
+[[ -f $("$PGS_PG_CONFIG" --pkglibdir)/pgoutput_stream.so ]] ||
+	pgs_die "pgoutput_stream is not installed (make install)"
+if [[ ! -d $NODE_DIR/node_modules/nats ]]; then
+	pgs_log "npm ci in test/nats"
+	(cd "$NODE_DIR" && npm ci --no-audit --no-fund </dev/null)
+fi
+
+work=$(mktemp -d /tmp/pgs-bench.XXXXXX)
+chmod 755 "$work"
+chown postgres: "$work"
+
+# ---------------------------------------------------------------- nats-server
+nats_port=$(pgs_free_port 24222)
+mon_port=$(pgs_free_port 28222)
+mkdir -p "$work/js"
+nats-server -js -a 127.0.0.1 -p "$nats_port" -m "$mon_port" -sd "$work/js" \
+	-l "$work/nats.log" &
+nats_pid=$!
+nats_url=nats://127.0.0.1:$nats_port
+pgs_wait_until 20 curl -sf "http://127.0.0.1:$mon_port/healthz?js-enabled-only=true" -o /dev/null ||
+	pgs_die "nats-server did not come up"
+pgs_log "nats-server $nats_url (monitor $mon_port), pid $nats_pid"
+
+# ----------------------------------------------------------------- PostgreSQL
+pg_port=$(pgs_free_port 25432)
+pgs_as_postgres initdb -D "$work/data" -A trust -U postgres --no-sync >/dev/null
+cat >>"$work/data/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $pg_port
+unix_socket_directories = '$work'
+shared_preload_libraries = 'pgoutput_stream'
+wal_level = logical
+synchronous_commit = on
+max_wal_size = '4GB'
+log_min_messages = info
+pgoutput_stream.nats_url = '$nats_url'
+CONF
+pgs_as_postgres pg_ctl -D "$work/data" -l "$work/postgres.log" -w -t 60 start >/dev/null
+pgs_log "PostgreSQL 15 on 127.0.0.1:$pg_port, log $work/postgres.log"
+
+psql_cmd() { pgs_as_postgres psql -X -q -At -v ON_ERROR_STOP=1 -h "$work" -p "$pg_port" -d bench "$@"; }
+sql() { psql_cmd -c "$1"; }
+pgs_as_postgres createdb -h "$work" -p "$pg_port" bench
+sql "CREATE EXTENSION pgoutput_stream"
+
+# Messages in JetStream stream $1 (monitoring endpoint).
+js_count()
+{
+	curl -sf "http://127.0.0.1:$mon_port/jsz?streams=true" |
+		jq -r --arg s "$1" '[.account_details[]?.stream_detail[]? | select(.name == $s) | .state.messages] | add // 0'
+}
+js_add() { node "$NODE_DIR/js_admin.mjs" "$nats_url" -- add "$1" file "$2.>" >/dev/null; }
+# create_stream with the nats target and its own prefix / JetStream stream
+make_stream()
+{
+	local name=$1 pub=$2 prefix=$3 jstream=$4
+	js_add "$jstream" "$prefix"
+	sql "SELECT pgoutput_stream.create_stream('$name', '$pub', targets => '{nats}',
+		options => '{\"subject_prefix\": \"$prefix\", \"nats_stream\": \"$jstream\"}')" >/dev/null
+	pgs_wait_until 30 stream_state_is "$name" streaming ||
+		pgs_die "stream $name did not reach streaming: $(sql "SELECT state, state_reason FROM pgoutput_stream.stream_status WHERE name = '$name'")"
+}
+stream_state_is() { [[ $(sql "SELECT state FROM pgoutput_stream.stream_status WHERE name = '$1'") == "$2" ]]; }
+# Poll (every 20 ms, up to $3 s) until JetStream stream $1 holds >= $2 messages.
+wait_js_count()
+{
+	local deadline=$((SECONDS + $3))
+	while (($(js_count "$1") < $2)); do
+		((SECONDS < deadline)) || return 1
+		sleep 0.02
+	done
+}
+# lag_bytes = 0, or confirmed_lsn past $2 (WAL written after the workload,
+# e.g. standby snapshots, does not count)
+stream_caught_up()
+{
+	[[ $(sql "SELECT lag_bytes = 0 OR confirmed_lsn >= '$2'::pg_lsn FROM pgoutput_stream.stream_status WHERE name = '$1'") == t ]]
+}
+
+# ======================================================================= bulk
+pgs_banner "bulk: one transaction of $BULK_ROWS rows"
+sql "CREATE TABLE bench (id bigint PRIMARY KEY, t text, n numeric, ts timestamptz, j jsonb)"
+sql "CREATE PUBLICATION p FOR TABLE bench"
+make_stream bulk p bulk BULK
+sql "SELECT pg_create_logical_replication_slot('ceiling', 'pgoutput')" >/dev/null
+base=$(js_count BULK)
+t0=$(now)
+sql "INSERT INTO bench SELECT g, 'row ' || g, g * 1.25, now(), jsonb_build_object('g', g, 'k', 'v')
+     FROM generate_series(1, $BULK_ROWS) g"
+t1=$(now)
+pgs_log "insert + commit took $(elapsed "$t0" "$t1") s"
+events=$((BULK_ROWS + 2))	# Begin, the inserts, Commit (a Relation event comes on top)
+wait_js_count BULK $((base + events)) 240 || pgs_die "JetStream did not receive the bulk transaction"
+t2=$(now)
+dt=$(elapsed "$t1" "$t2")
+pgs_log "delivered $events events in $dt s after the commit"
+figure bulk_events_per_s "$(awk -v n="$events" -v t="$dt" 'BEGIN { printf "%.0f", n / t }')" events/s
+
+t0=$(now)
+n=$(sql "SELECT count(*) FROM pg_logical_slot_get_binary_changes('ceiling', NULL, NULL, 'proto_version', '1', 'publication_names', 'p')")
+t1=$(now)
+sql "SELECT pg_drop_replication_slot('ceiling')" >/dev/null
+dt=$(elapsed "$t0" "$t1")
+pgs_log "decoded $n pgoutput messages ($BULK_ROWS rows) in $dt s"
+figure decode_ceiling_rows_per_s "$(awk -v n="$BULK_ROWS" -v t="$dt" 'BEGIN { printf "%.0f", n / t }')" rows/s
+
+# ===================================================================== memory
+pgs_banner "memory: one transaction of $MEM_ROWS rows"
+wpid=$(sql "SELECT pid FROM pgoutput_stream.stream_status WHERE name = 'bulk'")
+pgs_log "worker pid $wpid, VmHWM before: $(awk '/VmHWM/ { print $2, $3 }' "/proc/$wpid/status")"
+base=$(js_count BULK)
+t0=$(now)
+sql "INSERT INTO bench SELECT g, 'row ' || g, g * 1.25, now(), jsonb_build_object('g', g, 'k', 'v')
+     FROM generate_series($BULK_ROWS + 1, $BULK_ROWS + $MEM_ROWS) g"
+t1=$(now)
+pgs_log "insert + commit took $(elapsed "$t0" "$t1") s"
+wait_js_count BULK $((base + MEM_ROWS + 2)) 240 || pgs_die "JetStream did not receive the 1M-row transaction"
+t2=$(now)
+pgs_log "delivered in $(elapsed "$t1" "$t2") s after the commit"
+[[ $(sql "SELECT pid FROM pgoutput_stream.stream_status WHERE name = 'bulk'") == "$wpid" ]] ||
+	pgs_die "the worker restarted during the transaction"
+hwm_kb=$(awk '/VmHWM/ { print $2 }' "/proc/$wpid/status")
+pgs_log "worker memory after delivery: $(grep -E '^(VmHWM|VmRSS|RssAnon|RssFile|RssShmem)' "/proc/$wpid/status" | tr -s ' \t\n' ' ')"
+figure worker_peak_rss_mb "$(awk -v k="$hwm_kb" 'BEGIN { printf "%.1f", k / 1024 }')" MB
+figure logical_decoding_work_mem_mb "$(sql "SELECT setting::bigint / 1024 FROM pg_settings WHERE name = 'logical_decoding_work_mem'")" MB
+sql "SELECT pgoutput_stream.drop_stream('bulk')" >/dev/null
+sql "DROP TABLE bench"
+sql "CHECKPOINT"
+
+# ========================================================== small transactions
+small_total=$((SMALL_CLIENTS * SMALL_PER_CLIENT))
+pgs_banner "small transactions: $small_total single-row inserts, $SMALL_CLIENTS clients"
+sql "CREATE TABLE small (id bigserial PRIMARY KEY, t text, ts timestamptz DEFAULT now())"
+sql "CREATE PUBLICATION small_pub FOR TABLE small"
+echo "INSERT INTO small (t) VALUES ('small transaction');" >"$work/small.sql"
+chmod 644 "$work/small.sql"
+run_pgbench()
+{
+	pgs_as_postgres pgbench -n -h "$work" -p "$pg_port" "$@" bench 2>&1 |
+		tee "$work/pgbench.out" | awk '/^tps/ { sub(/^tps = /, ""); printf "%.1f\n", $1 }' | tail -n 1
+}
+[[ $(sql "SELECT count(*) FROM pg_replication_slots") == 0 ]] || pgs_die "a slot is left over"
+tps_without=$(run_pgbench -c "$SMALL_CLIENTS" -j 2 -t "$SMALL_PER_CLIENT" -f "$work/small.sql")
+pgs_log "without stream: $tps_without tps"
+sql "TRUNCATE small"
+sql "CHECKPOINT"
+make_stream small small_pub small SMALL
+base=$(js_count SMALL)
+tps_with=$(run_pgbench -c "$SMALL_CLIENTS" -j 2 -t "$SMALL_PER_CLIENT" -f "$work/small.sql")
+t0=$(now)
+end_lsn=$(sql "SELECT pg_current_wal_lsn()")
+pgs_log "with stream: $tps_with tps; waiting for the stream (end of WAL $end_lsn)"
+wait_js_count SMALL $((base + 3 * small_total)) 120 || pgs_die "JetStream did not receive every small transaction"
+pgs_wait_until 120 stream_caught_up small "$end_lsn" || pgs_die "the stream did not catch up"
+t1=$(now)
+figure small_tx_writer_tps_with_stream "$tps_with" tps
+figure small_tx_writer_tps_without_stream "$tps_without" tps
+figure small_tx_overhead_pct "$(awk -v a="$tps_without" -v b="$tps_with" 'BEGIN { printf "%.1f", (a - b) / a * 100 }')" %
+figure small_tx_lag_ms "$(awk -v d="$(elapsed "$t0" "$t1")" 'BEGIN { printf "%.0f", d * 1000 }')" ms
+sql "SELECT pgoutput_stream.drop_stream('small')" >/dev/null
+
+# ==================================================================== latency
+pgs_banner "latency: $LAT_TX single-row commits at ~$LAT_RATE/s"
+sql "CREATE TABLE lat (id bigserial PRIMARY KEY, us bigint NOT NULL)"
+sql "CREATE PUBLICATION lat_pub FOR TABLE lat"
+make_stream lat lat_pub lat LAT
+echo "INSERT INTO lat (us) VALUES ((extract(epoch FROM clock_timestamp()) * 1000000)::bigint);" >"$work/lat.sql"
+chmod 644 "$work/lat.sql"
+node "$BENCH_DIR/latency_sub.mjs" "$nats_url" LAT "$LAT_TX" >"$work/lat.json" 2>"$work/lat.err" &
+sub_pid=$!
+pgs_wait_until 20 grep -q ready "$work/lat.err" || pgs_die "latency subscriber did not start: $(cat "$work/lat.err")"
+run_pgbench -c 1 -j 1 -R "$LAT_RATE" -t "$LAT_TX" -f "$work/lat.sql" >/dev/null
+pgs_log "pgbench: $(grep -E '^(tps|latency average|rate limit)' "$work/pgbench.out" | tr '\n' ';')"
+deadline=$((SECONDS + 60))
+while kill -0 "$sub_pid" 2>/dev/null; do
+	((SECONDS < deadline)) || pgs_die "latency subscriber did not see $LAT_TX inserts"
+	sleep 0.1
+done
+wait "$sub_pid" || pgs_die "latency subscriber failed: $(cat "$work/lat.err")"
+sub_pid=
+pgs_log "subscriber: $(cat "$work/lat.json")"
+figure latency_p50_ms "$(jq -r .p50_ms "$work/lat.json")" ms
+figure latency_p99_ms "$(jq -r .p99_ms "$work/lat.json")" ms
+figure latency_max_ms "$(jq -r .max_ms "$work/lat.json")" ms
+sql "SELECT pgoutput_stream.drop_stream('lat')" >/dev/null
+
+pgs_log "done"
