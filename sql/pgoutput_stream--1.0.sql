@@ -124,11 +124,7 @@ SELECT s.name,
 	s.format,
 	r.confirmed_flush_lsn AS confirmed_lsn,
 	w.decoded_lsn,
-	pg_catalog.pg_wal_lsn_diff(
-		CASE WHEN pg_catalog.pg_is_in_recovery()
-			THEN pg_catalog.pg_last_wal_replay_lsn()
-			ELSE pg_catalog.pg_current_wal_lsn() END,
-		r.confirmed_flush_lsn)::bigint AS lag_bytes,
+	pg_catalog.pg_wal_lsn_diff(wal.lsn, r.confirmed_flush_lsn)::bigint AS lag_bytes,
 	CASE
 		WHEN w.confirmed_commit_time IS NULL THEN NULL
 		WHEN w.pid IS NOT NULL AND w.state IN ('streaming', 'catching up')
@@ -149,20 +145,17 @@ SELECT s.name,
 	w.started_at,
 	r.wal_status,
 	r.safe_wal_size,
-	pg_catalog.pg_wal_lsn_diff(
-		CASE WHEN pg_catalog.pg_is_in_recovery()
-			THEN pg_catalog.pg_last_wal_replay_lsn()
-			ELSE pg_catalog.pg_current_wal_lsn() END,
-		r.restart_lsn)::bigint AS retained_wal,
+	pg_catalog.pg_wal_lsn_diff(wal.lsn, r.restart_lsn)::bigint AS retained_wal,
 	COALESCE(w.wal_warning, false) OR COALESCE(
-		pg_catalog.pg_wal_lsn_diff(
-			CASE WHEN pg_catalog.pg_is_in_recovery()
-				THEN pg_catalog.pg_last_wal_replay_lsn()
-				ELSE pg_catalog.pg_current_wal_lsn() END,
-			r.restart_lsn) > t.threshold_mb * 1048576 AND t.threshold_mb > 0,
+		t.threshold_mb > 0 AND
+		pg_catalog.pg_wal_lsn_diff(wal.lsn, r.restart_lsn) > t.threshold_mb * 1048576,
 		false) AS wal_warning,
 	s.enabled
 FROM pgoutput_stream.streams s
+	-- the current end of WAL, for lag and retained WAL
+	CROSS JOIN (SELECT CASE WHEN pg_catalog.pg_is_in_recovery()
+			THEN pg_catalog.pg_last_wal_replay_lsn()
+			ELSE pg_catalog.pg_current_wal_lsn() END AS lsn) wal
 	LEFT JOIN pgoutput_stream.worker_status() w ON w.stream_id = s.id
 	LEFT JOIN pg_catalog.pg_replication_slots r ON r.slot_name = s.slot_name
 	LEFT JOIN (SELECT p.setting::bigint AS threshold_mb FROM pg_catalog.pg_settings p

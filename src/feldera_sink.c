@@ -528,15 +528,8 @@ feldera_send(PgsSink *base, const PgsOutput *out)
 		appendStringInfoChar(&batch->body, ',');
 	fmt = base->config->fmt;
 	fmt.format = PGS_FORMAT_FELDERA;
-	/* the feldera format renders exactly the insert_delete object */
-	{
-		StringInfoData row;
-
-		initStringInfo(&row);
-		(void) pgs_format_payload(&row, &fmt, ev);
-		appendBinaryStringInfo(&batch->body, row.data, row.len);
-		pfree(row.data);
-	}
+	/* the feldera format renders exactly the insert_delete object (UTF-8) */
+	(void) pgs_format_payload(&batch->body, &fmt, ev);
 	batch->nrows++;
 	MemoryContextSwitchTo(old);
 

@@ -86,9 +86,9 @@ check_datetime(const PgsRelation *rel, int col, const char *text)
 
 /* One dimension of an array, elements taken in order from *next */
 static void
-append_dimension(StringInfo buf, const PgsRelation *rel, int col, Oid elemtype,
-				 Oid elemoutput, Datum *elems, bool *nulls, int *dims,
-				 int ndim, int d, int *next)
+append_dimension(StringInfo buf, const PgsRelation *rel, int col,
+				 PgsTypeCacheEntry *type, Datum *elems, bool *nulls,
+				 int *dims, int ndim, int d, int *next)
 {
 	int			i;
 
@@ -98,15 +98,15 @@ append_dimension(StringInfo buf, const PgsRelation *rel, int col, Oid elemtype,
 		if (i > 0)
 			appendStringInfoChar(buf, ',');
 		if (d < ndim - 1)
-			append_dimension(buf, rel, col, elemtype, elemoutput, elems, nulls,
+			append_dimension(buf, rel, col, type, elems, nulls,
 							 dims, ndim, d + 1, next);
 		else
 		{
 			if (nulls[*next])
 				appendStringInfoString(buf, "null");
 			else
-				append_value(buf, rel, col, elemtype,
-							 OidOutputFunctionCall(elemoutput, elems[*next]));
+				append_value(buf, rel, col, type->elemtype,
+							 OutputFunctionCall(&type->elemoutput, elems[*next]));
 			(*next)++;
 		}
 	}
@@ -119,36 +119,26 @@ append_dimension(StringInfo buf, const PgsRelation *rel, int col, Oid elemtype,
  * Lower bounds are not kept: Feldera arrays start at 1.
  */
 static void
-append_array(StringInfo buf, const PgsRelation *rel, int col, Oid typid,
-			 const char *text)
+append_array(StringInfo buf, const PgsRelation *rel, int col,
+			 PgsTypeCacheEntry *type, const char *text)
 {
-	Oid			elemtype = get_element_type(typid);
-	Oid			typinput;
-	Oid			typioparam;
-	Oid			elemoutput;
-	bool		elemvarlena;
-	int16		elemlen;
-	bool		elembyval;
-	char		elemalign;
 	ArrayType  *array;
 	Datum	   *elems;
 	bool	   *nulls;
 	int			nelems;
 	int			next = 0;
 
-	getTypeInputInfo(typid, &typinput, &typioparam);
-	array = DatumGetArrayTypeP(OidInputFunctionCall(typinput, unconstify(char *, text),
-													typioparam, -1));
+	array = DatumGetArrayTypeP(InputFunctionCall(&type->typinput,
+												 unconstify(char *, text),
+												 type->typioparam, -1));
 	if (ARR_NDIM(array) == 0)
 	{
 		appendStringInfoString(buf, "[]");
 		return;
 	}
-	get_typlenbyvalalign(elemtype, &elemlen, &elembyval, &elemalign);
-	getTypeOutputInfo(elemtype, &elemoutput, &elemvarlena);
-	deconstruct_array(array, elemtype, elemlen, elembyval, elemalign,
-					  &elems, &nulls, &nelems);
-	append_dimension(buf, rel, col, elemtype, elemoutput, elems, nulls,
+	deconstruct_array(array, type->elemtype, type->elemlen, type->elembyval,
+					  type->elemalign, &elems, &nulls, &nelems);
+	append_dimension(buf, rel, col, type, elems, nulls,
 					 ARR_DIMS(array), ARR_NDIM(array), 0, &next);
 }
 
@@ -157,9 +147,9 @@ static void
 append_value(StringInfo buf, const PgsRelation *rel, int col, Oid typid,
 			 const char *text)
 {
-	Oid			base = getBaseType(typid);
+	PgsTypeCacheEntry *type = pgs_type_cache_lookup(typid);
 
-	switch (base)
+	switch (type->base)
 	{
 		case BOOLOID:
 			appendStringInfoString(buf, text[0] == 't' ? "true" : "false");
@@ -205,8 +195,8 @@ append_value(StringInfo buf, const PgsRelation *rel, int col, Oid typid,
 			appendStringInfoString(buf, text);
 			return;
 		default:
-			if (OidIsValid(get_element_type(base)))
-				append_array(buf, rel, col, base, text);
+			if (type->category == PGS_JSON_ARRAY)
+				append_array(buf, rel, col, type, text);
 			else
 				escape_json(buf, text);
 			return;

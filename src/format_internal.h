@@ -18,10 +18,51 @@
 #ifndef PGS_FORMAT_INTERNAL_H
 #define PGS_FORMAT_INTERNAL_H
 
+#include "fmgr.h"
 #include "lib/stringinfo.h"
 
 #include "event.h"
 #include "format.h"
+
+/*
+ * How a column type's text form becomes JSON in typed value mode.  This
+ * mirrors json_categorize_type() in utils/adt/json.c, which is static in
+ * the releases we support, reduced to the cases pgoutput's text form
+ * allows us to handle without re-parsing every value.
+ */
+typedef enum PgsJsonCategory
+{
+	PGS_JSON_STRING,			/* anything else: a JSON string */
+	PGS_JSON_BOOL,				/* 't' / 'f' become true / false */
+	PGS_JSON_NUMBER,			/* the text itself, if it is a JSON number */
+	PGS_JSON_RAW,				/* json, jsonb: already JSON */
+	PGS_JSON_ARRAY				/* parsed, then array_to_json() */
+} PgsJsonCategory;
+
+/*
+ * What the renderers need to know about a column type, looked up once per
+ * type (the lookups run for every value otherwise).  For arrays the input
+ * function is kept ready to call, with its fn_extra cache (array_in keeps
+ * element type data there) in the cache's own context, and so is what it
+ * takes to output the elements one by one.
+ */
+typedef struct PgsTypeCacheEntry
+{
+	Oid			typid;			/* hash key: the column's type, maybe a
+								 * domain */
+	Oid			base;			/* domains resolved */
+	PgsJsonCategory category;
+	Oid			typioparam;		/* PGS_JSON_ARRAY only, as below */
+	FmgrInfo	typinput;
+	Oid			elemtype;
+	int16		elemlen;
+	bool		elembyval;
+	char		elemalign;
+	FmgrInfo	elemoutput;
+} PgsTypeCacheEntry;
+
+/* The cached entry of a type; needs a transaction on first use */
+extern PgsTypeCacheEntry *pgs_type_cache_lookup(Oid typid);
 
 /*
  * Each renderer appends the payload of ev to buf and returns true, or

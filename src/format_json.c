@@ -44,35 +44,6 @@
 #include "format_internal.h"
 
 /*
- * How a column type's text form becomes JSON in typed value mode.  This
- * mirrors json_categorize_type() in utils/adt/json.c, which is static in
- * the releases we support, reduced to the cases pgoutput's text form
- * allows us to handle without re-parsing every value.
- */
-typedef enum PgsJsonCategory
-{
-	PGS_JSON_STRING,			/* anything else: a JSON string */
-	PGS_JSON_BOOL,				/* 't' / 'f' become true / false */
-	PGS_JSON_NUMBER,			/* the text itself, if it is a JSON number */
-	PGS_JSON_RAW,				/* json, jsonb: already JSON */
-	PGS_JSON_ARRAY				/* parsed, then array_to_json() */
-} PgsJsonCategory;
-
-/*
- * Per-type decision, cached because it is needed for every value.  For
- * arrays the input function is kept ready to call, with its fn_extra cache
- * (array_in keeps element type data there) in the cache's own context.
- */
-typedef struct PgsTypeCacheEntry
-{
-	Oid			typid;			/* hash key: the column's type, maybe a
-								 * domain */
-	PgsJsonCategory category;
-	Oid			typioparam;		/* PGS_JSON_ARRAY only */
-	FmgrInfo	typinput;		/* PGS_JSON_ARRAY only */
-} PgsTypeCacheEntry;
-
-/*
  * XXX: entries are never invalidated.  Only user-defined types can change
  * category (a domain can't be re-based; a dropped type's OID could be
  * reused by a new type with a different base), so this is good enough for
@@ -99,7 +70,6 @@ static void json_append_message(StringInfo buf, const PgsEvent *ev);
 static void json_append_minified(StringInfo buf, const char *json, int len);
 static void json_prettify(StringInfo buf, const char *json, int len);
 static void append_newline_indent(StringInfo buf, int depth);
-static PgsTypeCacheEntry *type_cache_lookup(Oid typid);
 static const char *column_name(const PgsRelation *rel, int i);
 static Oid	column_type(const PgsRelation *rel, int i);
 static bool column_wanted(const PgsRelation *rel, int i, bool key_only);
@@ -404,7 +374,7 @@ json_append_value(StringInfo buf, PgsValueMode mode, Oid typid,
 		return;
 	}
 
-	entry = type_cache_lookup(typid);
+	entry = pgs_type_cache_lookup(typid);
 	switch (entry->category)
 	{
 		case PGS_JSON_BOOL:
@@ -625,14 +595,20 @@ append_newline_indent(StringInfo buf, int depth)
  * small hash table for the life of the process.  Lookups need a
  * transaction, which the decoding callbacks always have.
  */
-static PgsTypeCacheEntry *
-type_cache_lookup(Oid typid)
+PgsTypeCacheEntry *
+pgs_type_cache_lookup(Oid typid)
 {
 	PgsTypeCacheEntry *entry;
 	PgsJsonCategory category;
 	Oid			base;
 	Oid			typinput = InvalidOid;
 	Oid			typioparam = InvalidOid;
+	Oid			elemtype = InvalidOid;
+	int16		elemlen = 0;
+	bool		elembyval = false;
+	char		elemalign = 'i';
+	Oid			elemoutput = InvalidOid;
+	bool		elemvarlena;
 
 	if (type_cache == NULL)
 	{
@@ -689,14 +665,32 @@ type_cache_lookup(Oid typid)
 			break;
 	}
 
+	if (category == PGS_JSON_ARRAY)
+	{
+		elemtype = get_element_type(base);
+		get_typlenbyvalalign(elemtype, &elemlen, &elembyval, &elemalign);
+		getTypeOutputInfo(elemtype, &elemoutput, &elemvarlena);
+	}
+
 	entry = (PgsTypeCacheEntry *) hash_search(type_cache, &typid, HASH_ENTER,
 											  NULL);
+	entry->base = base;
 	entry->category = category;
 	entry->typioparam = typioparam;
+	entry->elemtype = elemtype;
+	entry->elemlen = elemlen;
+	entry->elembyval = elembyval;
+	entry->elemalign = elemalign;
 	if (category == PGS_JSON_ARRAY)
+	{
 		fmgr_info_cxt(typinput, &entry->typinput, type_cache_cxt);
+		fmgr_info_cxt(elemoutput, &entry->elemoutput, type_cache_cxt);
+	}
 	else
+	{
 		entry->typinput.fn_oid = InvalidOid;
+		entry->elemoutput.fn_oid = InvalidOid;
+	}
 
 	return entry;
 }

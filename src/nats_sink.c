@@ -47,6 +47,7 @@
 #include "pgstat.h"
 #include "storage/latch.h"
 #include "utils/builtins.h"
+#include "utils/datetime.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -92,6 +93,8 @@ typedef struct PgsNatsSink
 	char	   *stream;
 	char	   *url;
 	char	   *system_id;		/* this cluster's, in every message */
+	XLogRecPtr	commit_time_lsn;	/* transaction commit_time belongs to */
+	char		commit_time[MAXDATELEN + 1];	/* its Pg-Commit-Time header */
 
 	NatsResumePoint resume;
 	bool		chain;			/* ExpectLastMsgId on every message */
@@ -826,6 +829,51 @@ set_header(natsMsg *msg, const char *key, const char *value)
 				 errmsg("could not set NATS header \"%s\"", key)));
 }
 
+/*
+ * Publish msg under id, chained to the previous message, and count it in
+ * flight first (in the span of txn_lsn unless that is Invalid, as for a
+ * heartbeat), because its acknowledgement may come at once.  The message
+ * belongs to cnats afterwards.  A refused publish fails the sink.
+ */
+static void
+publish_chained(PgsNatsSink *sink, natsMsg *msg, const char *id,
+				XLogRecPtr txn_lsn, bool standalone)
+{
+	jsPubOptions po;
+	natsStatus	s;
+
+	jsPubOptions_Init(&po);
+	po.MsgId = id;
+	po.MaxWait = pgs_nats_ack_timeout;
+	if (sink->chain && sink->last_id[0] != '\0')
+		po.ExpectLastMsgId = sink->last_id;
+
+	pthread_mutex_lock(&sink->mu);
+	if (!XLogRecPtrIsInvalid(txn_lsn))
+		current_span(sink, txn_lsn, InvalidXLogRecPtr, standalone)->nmsgs++;
+	sink->inflight++;
+	pthread_mutex_unlock(&sink->mu);
+
+	s = publish_async(sink, &msg, &po);
+	if (s != NATS_OK)
+	{
+		char	   *text = nats_error_text(s);
+
+		natsMsg_Destroy(msg);
+		pthread_mutex_lock(&sink->mu);
+		if (!sink->failed)
+		{
+			sink->failed = true;
+			snprintf(sink->error, sizeof(sink->error),
+					 "could not publish message %s: %s", id, text);
+		}
+		pthread_mutex_unlock(&sink->mu);
+		check_failed(sink);
+	}
+	strlcpy(sink->last_id, id, sizeof(sink->last_id));
+	sink->unflushed = true;
+}
+
 static void
 nats_send(PgsSink *base, const PgsOutput *out)
 {
@@ -835,7 +883,6 @@ nats_send(PgsSink *base, const PgsOutput *out)
 	XLogRecPtr	txn_lsn = standalone ? ev->lsn : ev->final_lsn;
 	char		id[PGS_NATS_ID_LEN];
 	natsMsg    *msg = NULL;
-	jsPubOptions po;
 	natsStatus	s;
 
 	if (already_stored(sink, txn_lsn, out))
@@ -863,7 +910,16 @@ nats_send(PgsSink *base, const PgsOutput *out)
 			set_header(msg, "Pg-Xid", value.data);
 		}
 		if (!standalone && ev->commit_time != 0)
-			set_header(msg, "Pg-Commit-Time", timestamptz_to_str(ev->commit_time));
+		{
+			/* the same for every message of a transaction: format it once */
+			if (sink->commit_time_lsn != txn_lsn)
+			{
+				strlcpy(sink->commit_time, timestamptz_to_str(ev->commit_time),
+						sizeof(sink->commit_time));
+				sink->commit_time_lsn = txn_lsn;
+			}
+			set_header(msg, "Pg-Commit-Time", sink->commit_time);
+		}
 		if (ev->rel != NULL)
 		{
 			/* escaped like subject tokens: header values must be plain ASCII */
@@ -885,36 +941,7 @@ nats_send(PgsSink *base, const PgsOutput *out)
 	}
 	PG_END_TRY();
 
-	jsPubOptions_Init(&po);
-	po.MsgId = id;
-	po.MaxWait = pgs_nats_ack_timeout;
-	if (sink->chain && sink->last_id[0] != '\0')
-		po.ExpectLastMsgId = sink->last_id;
-
-	/* count it before publishing: the acknowledgement may come at once */
-	pthread_mutex_lock(&sink->mu);
-	current_span(sink, txn_lsn, InvalidXLogRecPtr, standalone)->nmsgs++;
-	sink->inflight++;
-	pthread_mutex_unlock(&sink->mu);
-
-	s = publish_async(sink, &msg, &po);
-	if (s != NATS_OK)
-	{
-		char	   *text = nats_error_text(s);
-
-		natsMsg_Destroy(msg);
-		pthread_mutex_lock(&sink->mu);
-		if (!sink->failed)
-		{
-			sink->failed = true;
-			snprintf(sink->error, sizeof(sink->error),
-					 "could not publish message %s: %s", id, text);
-		}
-		pthread_mutex_unlock(&sink->mu);
-		check_failed(sink);
-	}
-	strlcpy(sink->last_id, id, sizeof(sink->last_id));
-	sink->unflushed = true;
+	publish_chained(sink, msg, id, txn_lsn, standalone);
 	base->sent++;
 }
 
@@ -930,7 +957,6 @@ nats_heartbeat(PgsSink *base, XLogRecPtr confirmed)
 	char		id[PGS_NATS_ID_LEN];
 	char		lsn[32];
 	natsMsg    *msg = NULL;
-	jsPubOptions po;
 	natsStatus	s;
 	StringInfoData subject;
 	StringInfoData payload;
@@ -965,25 +991,8 @@ nats_heartbeat(PgsSink *base, XLogRecPtr confirmed)
 		natsMsg_Destroy(msg);
 		report_nats_error("could not set NATS header", NATS_NO_MEMORY);
 	}
-	jsPubOptions_Init(&po);
-	po.MsgId = id;
-	po.MaxWait = pgs_nats_ack_timeout;
-	if (sink->chain && sink->last_id[0] != '\0')
-		po.ExpectLastMsgId = sink->last_id;
-	pthread_mutex_lock(&sink->mu);
-	sink->inflight++;
-	pthread_mutex_unlock(&sink->mu);
-	s = publish_async(sink, &msg, &po);
-	if (s != NATS_OK)
-	{
-		natsMsg_Destroy(msg);
-		pthread_mutex_lock(&sink->mu);
-		sink->inflight--;
-		pthread_mutex_unlock(&sink->mu);
-		report_nats_error("could not publish a heartbeat to NATS", s);
-	}
-	strlcpy(sink->last_id, id, sizeof(sink->last_id));
-	sink->unflushed = true;
+	/* no span: a heartbeat belongs to no transaction */
+	publish_chained(sink, msg, id, InvalidXLogRecPtr, false);
 }
 
 static void

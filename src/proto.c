@@ -104,6 +104,14 @@ is_internal(const PgsRelation *rel)
 	return strcmp(rel->nspname, "pgoutput_stream") == 0;
 }
 
+/* Pass an event on, unless it concerns the extension's own table */
+static void
+emit(PgsProtoState *state, const PgsEvent *ev)
+{
+	if (ev->rel == NULL || !is_internal(ev->rel))
+		state->callback(ev, state->callback_arg);
+}
+
 static PgsRelation *
 lookup_relation(PgsProtoState *state, LogicalRepRelId relid)
 {
@@ -187,7 +195,7 @@ pgs_proto_read(PgsProtoState *state, XLogRecPtr lsn, TransactionId xid,
 				state->final_lsn = begin.final_lsn;
 				state->commit_time = begin.committime;
 				init_event(state, &ev, PGS_EVENT_BEGIN, lsn, begin.xid);
-				state->callback(&ev, state->callback_arg);
+				emit(state, &ev);
 				break;
 			}
 		case LOGICAL_REP_MSG_COMMIT:
@@ -199,7 +207,7 @@ pgs_proto_read(PgsProtoState *state, XLogRecPtr lsn, TransactionId xid,
 				ev.final_lsn = commit.commit_lsn;
 				ev.end_lsn = commit.end_lsn;
 				ev.commit_time = commit.committime;
-				state->callback(&ev, state->callback_arg);
+				emit(state, &ev);
 				state->xid = InvalidTransactionId;
 				break;
 			}
@@ -223,8 +231,7 @@ pgs_proto_read(PgsProtoState *state, XLogRecPtr lsn, TransactionId xid,
 
 				init_event(state, &ev, PGS_EVENT_RELATION, lsn, xid);
 				ev.rel = remember_relation(state, remote);
-				if (!is_internal(ev.rel))
-					state->callback(&ev, state->callback_arg);
+				emit(state, &ev);
 				break;
 			}
 		case LOGICAL_REP_MSG_INSERT:
@@ -237,8 +244,7 @@ pgs_proto_read(PgsProtoState *state, XLogRecPtr lsn, TransactionId xid,
 				ev.rel = lookup_relation(state, relid);
 				check_tuple(ev.rel, &newtup);
 				ev.newtup = &newtup;
-				if (!is_internal(ev.rel))
-					state->callback(&ev, state->callback_arg);
+				emit(state, &ev);
 				break;
 			}
 		case LOGICAL_REP_MSG_UPDATE:
@@ -260,8 +266,7 @@ pgs_proto_read(PgsProtoState *state, XLogRecPtr lsn, TransactionId xid,
 					ev.oldtup = &oldtup;
 					ev.old_is_key = (kind == 'K');
 				}
-				if (!is_internal(ev.rel))
-					state->callback(&ev, state->callback_arg);
+				emit(state, &ev);
 				break;
 			}
 		case LOGICAL_REP_MSG_DELETE:
@@ -276,8 +281,7 @@ pgs_proto_read(PgsProtoState *state, XLogRecPtr lsn, TransactionId xid,
 				check_tuple(ev.rel, &oldtup);
 				ev.oldtup = &oldtup;
 				ev.old_is_key = (kind == 'K');
-				if (!is_internal(ev.rel))
-					state->callback(&ev, state->callback_arg);
+				emit(state, &ev);
 				break;
 			}
 		case LOGICAL_REP_MSG_TRUNCATE:
@@ -294,8 +298,7 @@ pgs_proto_read(PgsProtoState *state, XLogRecPtr lsn, TransactionId xid,
 					ev.rel = lookup_relation(state, lfirst_oid(lc));
 					ev.truncate_cascade = cascade;
 					ev.truncate_restart_seqs = restart_seqs;
-					if (!is_internal(ev.rel))
-						state->callback(&ev, state->callback_arg);
+					emit(state, &ev);
 				}
 				break;
 			}
@@ -317,7 +320,7 @@ pgs_proto_read(PgsProtoState *state, XLogRecPtr lsn, TransactionId xid,
 				ev.msg_prefix = prefix;
 				ev.msg_content = pq_getmsgbytes(&s, size);
 				ev.msg_len = size;
-				state->callback(&ev, state->callback_arg);
+				emit(state, &ev);
 				break;
 			}
 		default:

@@ -526,17 +526,6 @@ pgs_worker_stop_requested(void)
 	return result;
 }
 
-static bool
-stop_requested(void)
-{
-	bool		result;
-
-	SpinLockAcquire(&worker.entry->mutex);
-	result = worker.entry->stop_requested;
-	SpinLockRelease(&worker.entry->mutex);
-	return result;
-}
-
 /*
  * Decode and deliver until asked to stop.
  */
@@ -610,7 +599,7 @@ run_stream(void)
 			reload_configuration(decoder);
 		}
 
-		if (stop_requested())
+		if (pgs_worker_stop_requested())
 		{
 			pgs_decoder_confirm(deliverable_position(decoder));
 			pgs_decoder_save();
