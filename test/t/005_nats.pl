@@ -371,6 +371,27 @@ is(scalar(grep { !defined $_->{id} || $_->{id} ne $_->{headers}{'Nats-Msg-Id'} }
 }
 
 is(pgs_status($node, 'postgres', 's')->{pid}, $pid_s, 'the worker of s never restarted');
+
+# cnats runs threads inside the worker: every one of them blocks
+# PostgreSQL's signals, so that SIGTERM, SIGHUP, SIGUSR1, SIGINT and the
+# latch's SIGURG reach the main thread only.
+{
+	my @wanted = (1, 2, 10, 15, 23);    # SIGHUP SIGINT SIGUSR1 SIGTERM SIGURG
+	my (@threads, @leaky);
+	opendir(my $dh, "/proc/$pid_s/task") or die "no /proc/$pid_s/task: $!";
+	foreach my $tid (grep { /^\d+$/ } readdir($dh))
+	{
+		open(my $fh, '<', "/proc/$pid_s/task/$tid/status") or next;
+		my ($mask) = map { /^SigBlk:\s+([0-9a-f]+)/ ? hex($1) : () } <$fh>;
+		close($fh);
+		next if $tid == $pid_s;
+		push @threads, $tid;
+		push @leaky, $tid if grep { !($mask & (1 << ($_ - 1))) } @wanted;
+	}
+	closedir($dh);
+	cmp_ok(scalar(@threads), '>=', 3, 'the NATS worker runs cnats threads');
+	is_deeply(\@leaky, [], 'every cnats thread blocks the signals PostgreSQL uses');
+}
 $node->safe_psql(
 	'postgres', q{
 SELECT pgoutput_stream.drop_stream(name) FROM unnest('{sp,st,q,qp,qt}'::text[]) name;
