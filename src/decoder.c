@@ -197,7 +197,8 @@ pgs_decoder_start(const PgsStreamConfig *config, PgsEventCallback callback,
 		return NULL;
 	}
 
-	decoder->proto = pgs_proto_create(CurrentMemoryContext, callback, arg);
+	decoder->proto = pgs_proto_create(CurrentMemoryContext, &config->filter,
+									  callback, arg);
 	decoder->message_cxt = AllocSetContextCreate(CurrentMemoryContext,
 												 "pgoutput_stream message",
 												 ALLOCSET_DEFAULT_SIZES);

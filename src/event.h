@@ -58,7 +58,10 @@ typedef struct PgsRelation
  *
  * BEGIN:	xid, final_lsn (LSN of the commit record), commit_time
  * COMMIT:	xid, final_lsn (commit record LSN), end_lsn (end of the commit
- *			record: what the slot is confirmed to), commit_time
+ *			record: what the slot is confirmed to), commit_time, txn_empty
+ *			(no event of the transaction passed the filters, and no Begin
+ *			was passed on either: formats write nothing, but targets still
+ *			see the commit to move the slot on)
  * RELATION: rel
  * INSERT:	rel, newtup
  * UPDATE:	rel, newtup, oldtup (NULL when pgoutput sent no old tuple),
@@ -81,6 +84,7 @@ typedef struct PgsEvent
 	XLogRecPtr	final_lsn;
 	XLogRecPtr	end_lsn;
 	TimestampTz commit_time;
+	bool		txn_empty;
 
 	PgsRelation *rel;
 	LogicalRepTupleData *oldtup;

@@ -47,6 +47,8 @@ pgs_format_from_name(const char *name, PgsFormat *format)
 		*format = PGS_FORMAT_JSON_PRETTY;
 	else if (strcmp(name, "text") == 0)
 		*format = PGS_FORMAT_TEXT;
+	else if (strcmp(name, "debezium") == 0)
+		*format = PGS_FORMAT_DEBEZIUM;
 	else if (strcmp(name, "feldera") == 0)
 		*format = PGS_FORMAT_FELDERA;
 	else
@@ -70,6 +72,8 @@ pgs_format_name(PgsFormat format)
 			return "json-pretty";
 		case PGS_FORMAT_TEXT:
 			return "text";
+		case PGS_FORMAT_DEBEZIUM:
+			return "debezium";
 		case PGS_FORMAT_FELDERA:
 			return "feldera";
 	}
@@ -145,6 +149,15 @@ pgs_format_payload(StringInfo buf, const PgsFormatOptions *opts,
 	int			start = buf->len;
 	bool		emitted = false;
 
+	/* Begin, Commit and Relation events can be turned off per stream */
+	if (ev->kind == PGS_EVENT_COMMIT && ev->txn_empty)
+		return false;
+	if ((ev->kind == PGS_EVENT_BEGIN || ev->kind == PGS_EVENT_COMMIT) &&
+		opts->transaction_events == 0 && opts->format != PGS_FORMAT_DEBEZIUM)
+		return false;
+	if (ev->kind == PGS_EVENT_RELATION && opts->relation_events == 0)
+		return false;
+
 	switch (opts->format)
 	{
 		case PGS_FORMAT_JSON:
@@ -155,6 +168,10 @@ pgs_format_payload(StringInfo buf, const PgsFormatOptions *opts,
 			break;
 		case PGS_FORMAT_TEXT:
 			emitted = pgs_render_text(buf, opts, ev);
+			break;
+		case PGS_FORMAT_DEBEZIUM:
+			/* it keeps transaction counts, so it sees every event */
+			emitted = pgs_render_debezium(buf, opts, ev);
 			break;
 		case PGS_FORMAT_FELDERA:
 			emitted = pgs_render_feldera(buf, opts, ev);

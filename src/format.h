@@ -22,6 +22,7 @@ typedef enum PgsFormat
 	PGS_FORMAT_JSON,
 	PGS_FORMAT_JSON_PRETTY,
 	PGS_FORMAT_TEXT,
+	PGS_FORMAT_DEBEZIUM,		/* Debezium PostgreSQL connector envelope */
 	PGS_FORMAT_FELDERA			/* Feldera insert_delete rows */
 } PgsFormat;
 
@@ -31,11 +32,21 @@ typedef enum PgsValueMode
 	PGS_VALUES_TEXT				/* every value as its PostgreSQL text form */
 } PgsValueMode;
 
+/* Per-transaction counts the debezium format keeps (format_debezium.c) */
+typedef struct PgsDebeziumState PgsDebeziumState;
+
 typedef struct PgsFormatOptions
 {
 	PgsFormat	format;
 	PgsValueMode value_mode;
 	const char *subject_prefix; /* first subject token(s), e.g. "postgres" */
+	int			transaction_events; /* Begin/Commit: 1 on, 0 off, -1 the
+									 * format's default */
+	int			relation_events;	/* Relation: likewise */
+	const char *stream_name;	/* for formats that name their source */
+	const char *database;		/* likewise: the stream's database */
+	bool		debezium_feldera;	/* debezium_values "feldera" */
+	PgsDebeziumState *debezium; /* debezium only: per-transaction counts */
 } PgsFormatOptions;
 
 /* Name lookups for stream options; return false if the name is unknown */
@@ -64,6 +75,9 @@ extern void pgs_feldera_append_row(StringInfo buf, const PgsRelation *rel,
 								   const LogicalRepTupleData *tuple,
 								   const LogicalRepTupleData *old,
 								   bool key_only);
+
+/* State the debezium format keeps per stream; see format_debezium.c */
+extern PgsDebeziumState *pgs_debezium_state_create(void);
 
 /* Append name to buf as one NATS subject token (escaping rule in docs) */
 extern void pgs_subject_append_token(StringInfo buf, const char *name);

@@ -76,6 +76,8 @@ extern bool pgs_render_json_pretty(StringInfo buf, const PgsFormatOptions *opts,
 extern bool pgs_render_text(StringInfo buf, const PgsFormatOptions *opts,
 							const PgsEvent *ev);
 
+extern bool pgs_render_debezium(StringInfo buf, const PgsFormatOptions *opts,
+								const PgsEvent *ev);
 extern bool pgs_render_feldera(StringInfo buf, const PgsFormatOptions *opts,
 							   const PgsEvent *ev);
 

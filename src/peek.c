@@ -152,7 +152,8 @@ pgoutput_stream_peek(PG_FUNCTION_ARGS)
 	set_local("bytea_output", "hex");
 	set_local("client_encoding", GetDatabaseEncodingName());
 
-	proto = pgs_proto_create(CurrentMemoryContext, collect_event, &state);
+	proto = pgs_proto_create(CurrentMemoryContext, &state.config->filter,
+							  collect_event, &state);
 	per_call = AllocSetContextCreate(CurrentMemoryContext,
 									 "pgoutput_stream peek",
 									 ALLOCSET_DEFAULT_SIZES);

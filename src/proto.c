@@ -10,8 +10,21 @@
  * same pq_getmsg* primitives.  A message must be consumed exactly.
  *
  * Relations announced by 'R' messages are cached for the lifetime of the
- * state, each in its own small memory context, and replaced whenever
- * pgoutput announces the relation again (after DDL or cache invalidation).
+ * state, each in its own small memory context.  pgoutput announces a
+ * relation again after DDL but also after mere cache invalidations
+ * (VACUUM, ANALYZE, storage options); only an announcement that changes
+ * what consumers see (names, columns, types, keys, replica identity)
+ * becomes a new Relation event, so consumers get one per relation per
+ * decoding session and one after each schema change.  The event is sent
+ * just before the relation's next change that passes the filters, so a
+ * table whose changes are all filtered out is never announced.
+ *
+ * The stream's filters apply here: changes of tables filtered out and of
+ * filtered operations never become events, and excluded columns are
+ * removed from the relation and from every tuple.  A Begin event is held
+ * back until the transaction's first event that passes, so a transaction
+ * with nothing left after filtering produces no Begin and only a Commit
+ * marked txn_empty, which no format writes.
  *
  * Copyright (c) 2026, pgoutput_stream developers
  *
@@ -33,10 +46,16 @@ typedef struct PgsRelationEntry
 	Oid			relid;			/* hash key */
 	MemoryContext cxt;
 	PgsRelation *rel;
+	bool		streamed;		/* false: table filtered out */
+	int			nremote;		/* columns pgoutput sends */
+	bool	   *keep;			/* per remote column; NULL: keep all */
+	bool		announce;		/* Relation event due before next change */
+	XLogRecPtr	announce_lsn;	/* LSN of the 'R' message */
 } PgsRelationEntry;
 
 PgsProtoState *
-pgs_proto_create(MemoryContext parent, PgsEventCallback callback, void *arg)
+pgs_proto_create(MemoryContext parent, const PgsFilterConfig *filter,
+				 PgsEventCallback callback, void *arg)
 {
 	PgsProtoState *state;
 	HASHCTL		ctl;
@@ -50,46 +69,100 @@ pgs_proto_create(MemoryContext parent, PgsEventCallback callback, void *arg)
 	ctl.hcxt = state->cache_cxt;
 	state->relations = hash_create("pgoutput_stream relations", 64, &ctl,
 								   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	state->filter = filter;
 	state->callback = callback;
 	state->callback_arg = arg;
 	state->xid = InvalidTransactionId;
 	return state;
 }
 
-/* Store a relation announced by an 'R' message, replacing an older one */
+/* Do two relations look the same to a consumer? */
+static bool
+same_relation(const PgsRelation *a, const PgsRelation *b)
+{
+	int			i;
+
+	if (strcmp(a->nspname, b->nspname) != 0 ||
+		strcmp(a->relname, b->relname) != 0 ||
+		a->replident != b->replident || a->natts != b->natts ||
+		!bms_equal(a->attkeys, b->attkeys))
+		return false;
+	for (i = 0; i < a->natts; i++)
+	{
+		if (a->atttyps[i] != b->atttyps[i] ||
+			strcmp(a->attnames[i], b->attnames[i]) != 0)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Store a relation announced by an 'R' message, with the stream's column
+ * filter applied.  Returns the cached relation, or NULL if it is the same
+ * as the one already cached (then nothing changed for consumers).
+ */
 static PgsRelation *
 remember_relation(PgsProtoState *state, LogicalRepRelation *remote)
 {
 	PgsRelationEntry *entry;
 	bool		found;
+	MemoryContext cxt;
 	MemoryContext old;
 	PgsRelation *rel;
+	const char *nspname;
+	bool	   *keep = NULL;
 	int			i;
+
+	/* pgoutput sends "" for pg_catalog */
+	nspname = remote->nspname[0] ? remote->nspname : "pg_catalog";
+
+	cxt = AllocSetContextCreate(state->cache_cxt, "pgoutput_stream relation",
+								ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+	rel = palloc0(sizeof(PgsRelation));
+	rel->relid = remote->remoteid;
+	rel->nspname = pstrdup(nspname);
+	rel->relname = pstrdup(remote->relname);
+	rel->replident = remote->replident;
+	rel->attnames = palloc(sizeof(char *) * Max(remote->natts, 1));
+	rel->atttyps = palloc(sizeof(Oid) * Max(remote->natts, 1));
+	if (state->filter->exclude_columns != NIL)
+		keep = palloc(sizeof(bool) * Max(remote->natts, 1));
+	for (i = 0; i < remote->natts; i++)
+	{
+		if (keep != NULL)
+		{
+			keep[i] = pgs_filter_keeps_column(state->filter, nspname,
+											  remote->relname,
+											  remote->attnames[i]);
+			if (!keep[i])
+				continue;
+		}
+		if (bms_is_member(i, remote->attkeys))
+			rel->attkeys = bms_add_member(rel->attkeys, rel->natts);
+		rel->attnames[rel->natts] = pstrdup(remote->attnames[i]);
+		rel->atttyps[rel->natts] = remote->atttyps[i];
+		rel->natts++;
+	}
+	MemoryContextSwitchTo(old);
 
 	entry = hash_search(state->relations, &remote->remoteid, HASH_ENTER, &found);
 	if (found)
-		MemoryContextDelete(entry->cxt);
-	entry->cxt = AllocSetContextCreate(state->cache_cxt,
-									   "pgoutput_stream relation",
-									   ALLOCSET_SMALL_SIZES);
-	old = MemoryContextSwitchTo(entry->cxt);
-	rel = palloc0(sizeof(PgsRelation));
-	rel->relid = remote->remoteid;
-	/* pgoutput sends "" for pg_catalog */
-	rel->nspname = pstrdup(remote->nspname[0] ? remote->nspname : "pg_catalog");
-	rel->relname = pstrdup(remote->relname);
-	rel->replident = remote->replident;
-	rel->natts = remote->natts;
-	rel->attnames = palloc(sizeof(char *) * Max(remote->natts, 1));
-	rel->atttyps = palloc(sizeof(Oid) * Max(remote->natts, 1));
-	for (i = 0; i < remote->natts; i++)
 	{
-		rel->attnames[i] = pstrdup(remote->attnames[i]);
-		rel->atttyps[i] = remote->atttyps[i];
+		if (entry->nremote == remote->natts && same_relation(entry->rel, rel))
+		{
+			MemoryContextDelete(cxt);
+			return NULL;
+		}
+		MemoryContextDelete(entry->cxt);
 	}
-	rel->attkeys = bms_copy(remote->attkeys);
-	MemoryContextSwitchTo(old);
+	entry->cxt = cxt;
 	entry->rel = rel;
+	entry->nremote = remote->natts;
+	entry->keep = keep;
+	entry->announce = false;
+	entry->streamed = pgs_filter_keeps_table(state->filter, nspname,
+											 remote->relname);
 	return rel;
 }
 
@@ -104,15 +177,57 @@ is_internal(const PgsRelation *rel)
 	return strcmp(rel->nspname, "pgoutput_stream") == 0;
 }
 
-/* Pass an event on, unless it concerns the extension's own table */
+static void init_event(PgsProtoState *state, PgsEvent *ev, PgsEventKind kind,
+					   XLogRecPtr lsn, TransactionId xid);
+
+/*
+ * Pass an event on, unless the stream's filters leave it out.  The first
+ * event of a transaction that passes is preceded by the transaction's
+ * Begin.
+ */
 static void
 emit(PgsProtoState *state, const PgsEvent *ev)
 {
-	if (ev->rel == NULL || !is_internal(ev->rel))
-		state->callback(ev, state->callback_arg);
+	if (!pgs_filter_keeps_event(state->filter, ev->kind))
+		return;
+	if (state->begin_pending && ev->kind != PGS_EVENT_COMMIT &&
+		!(ev->kind == PGS_EVENT_MESSAGE && !ev->msg_transactional))
+	{
+		PgsEvent	begin;
+
+		init_event(state, &begin, PGS_EVENT_BEGIN, state->begin_lsn,
+				   state->xid);
+		state->begin_pending = false;
+		state->callback(&begin, state->callback_arg);
+	}
+	state->callback(ev, state->callback_arg);
 }
 
-static PgsRelation *
+/*
+ * Pass on a change of the relation in entry, unless the relation is the
+ * extension's own table or filtered out, preceded by the relation's
+ * Relation event if that is due.
+ */
+static void
+emit_change(PgsProtoState *state, PgsRelationEntry *entry, const PgsEvent *ev)
+{
+	if (!entry->streamed || is_internal(entry->rel) ||
+		!pgs_filter_keeps_event(state->filter, ev->kind))
+		return;
+	if (entry->announce)
+	{
+		PgsEvent	relation;
+
+		init_event(state, &relation, PGS_EVENT_RELATION, entry->announce_lsn,
+				   ev->xid);
+		relation.rel = entry->rel;
+		entry->announce = false;
+		emit(state, &relation);
+	}
+	emit(state, ev);
+}
+
+static PgsRelationEntry *
 lookup_relation(PgsProtoState *state, LogicalRepRelId relid)
 {
 	PgsRelationEntry *entry;
@@ -123,18 +238,36 @@ lookup_relation(PgsProtoState *state, LogicalRepRelId relid)
 				(errcode(ERRCODE_PROTOCOL_VIOLATION),
 				 errmsg("pgoutput sent a change for relation %u before describing it",
 						relid)));
-	return entry->rel;
+	return entry;
 }
 
-/* A tuple must have as many columns as its relation */
+/*
+ * A tuple must have as many columns as pgoutput described for its
+ * relation; excluded columns are then dropped from it, in place.
+ */
 static void
-check_tuple(PgsRelation *rel, LogicalRepTupleData *tuple)
+check_tuple(PgsRelationEntry *entry, LogicalRepTupleData *tuple)
 {
-	if (tuple->ncols != rel->natts)
+	int			i;
+	int			n = 0;
+
+	if (tuple->ncols != entry->nremote)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROTOCOL_VIOLATION),
 				 errmsg("pgoutput sent %d columns for relation \"%s.%s\", which has %d",
-						tuple->ncols, rel->nspname, rel->relname, rel->natts)));
+						tuple->ncols, entry->rel->nspname, entry->rel->relname,
+						entry->nremote)));
+	if (entry->keep == NULL)
+		return;
+	for (i = 0; i < tuple->ncols; i++)
+	{
+		if (!entry->keep[i])
+			continue;
+		tuple->colvalues[n] = tuple->colvalues[i];
+		tuple->colstatus[n] = tuple->colstatus[i];
+		n++;
+	}
+	tuple->ncols = n;
 }
 
 /*
@@ -194,8 +327,8 @@ pgs_proto_read(PgsProtoState *state, XLogRecPtr lsn, TransactionId xid,
 				state->xid = begin.xid;
 				state->final_lsn = begin.final_lsn;
 				state->commit_time = begin.committime;
-				init_event(state, &ev, PGS_EVENT_BEGIN, lsn, begin.xid);
-				emit(state, &ev);
+				state->begin_lsn = lsn;
+				state->begin_pending = true;
 				break;
 			}
 		case LOGICAL_REP_MSG_COMMIT:
@@ -207,8 +340,10 @@ pgs_proto_read(PgsProtoState *state, XLogRecPtr lsn, TransactionId xid,
 				ev.final_lsn = commit.commit_lsn;
 				ev.end_lsn = commit.end_lsn;
 				ev.commit_time = commit.committime;
+				ev.txn_empty = state->begin_pending;
 				emit(state, &ev);
 				state->xid = InvalidTransactionId;
+				state->begin_pending = false;
 				break;
 			}
 		case LOGICAL_REP_MSG_ORIGIN:
@@ -229,9 +364,13 @@ pgs_proto_read(PgsProtoState *state, XLogRecPtr lsn, TransactionId xid,
 			{
 				LogicalRepRelation *remote = logicalrep_read_rel(&s);
 
-				init_event(state, &ev, PGS_EVENT_RELATION, lsn, xid);
-				ev.rel = remember_relation(state, remote);
-				emit(state, &ev);
+				if (remember_relation(state, remote) != NULL)
+				{
+					PgsRelationEntry *entry = lookup_relation(state, remote->remoteid);
+
+					entry->announce = true;
+					entry->announce_lsn = lsn;
+				}
 				break;
 			}
 		case LOGICAL_REP_MSG_INSERT:
@@ -239,12 +378,15 @@ pgs_proto_read(PgsProtoState *state, XLogRecPtr lsn, TransactionId xid,
 				LogicalRepTupleData newtup;
 				LogicalRepRelId relid;
 
+				PgsRelationEntry *entry;
+
 				relid = logicalrep_read_insert(&s, &newtup);
 				init_event(state, &ev, PGS_EVENT_INSERT, lsn, xid);
-				ev.rel = lookup_relation(state, relid);
-				check_tuple(ev.rel, &newtup);
+				entry = lookup_relation(state, relid);
+				check_tuple(entry, &newtup);
+				ev.rel = entry->rel;
 				ev.newtup = &newtup;
-				emit(state, &ev);
+				emit_change(state, entry, &ev);
 				break;
 			}
 		case LOGICAL_REP_MSG_UPDATE:
@@ -254,19 +396,21 @@ pgs_proto_read(PgsProtoState *state, XLogRecPtr lsn, TransactionId xid,
 				LogicalRepRelId relid;
 				bool		has_oldtuple;
 				char		kind = old_tuple_kind(&s);
+				PgsRelationEntry *entry;
 
 				relid = logicalrep_read_update(&s, &has_oldtuple, &oldtup, &newtup);
 				init_event(state, &ev, PGS_EVENT_UPDATE, lsn, xid);
-				ev.rel = lookup_relation(state, relid);
-				check_tuple(ev.rel, &newtup);
+				entry = lookup_relation(state, relid);
+				check_tuple(entry, &newtup);
+				ev.rel = entry->rel;
 				ev.newtup = &newtup;
 				if (has_oldtuple)
 				{
-					check_tuple(ev.rel, &oldtup);
+					check_tuple(entry, &oldtup);
 					ev.oldtup = &oldtup;
 					ev.old_is_key = (kind == 'K');
 				}
-				emit(state, &ev);
+				emit_change(state, entry, &ev);
 				break;
 			}
 		case LOGICAL_REP_MSG_DELETE:
@@ -274,14 +418,16 @@ pgs_proto_read(PgsProtoState *state, XLogRecPtr lsn, TransactionId xid,
 				LogicalRepTupleData oldtup;
 				LogicalRepRelId relid;
 				char		kind = old_tuple_kind(&s);
+				PgsRelationEntry *entry;
 
 				relid = logicalrep_read_delete(&s, &oldtup);
 				init_event(state, &ev, PGS_EVENT_DELETE, lsn, xid);
-				ev.rel = lookup_relation(state, relid);
-				check_tuple(ev.rel, &oldtup);
+				entry = lookup_relation(state, relid);
+				check_tuple(entry, &oldtup);
+				ev.rel = entry->rel;
 				ev.oldtup = &oldtup;
 				ev.old_is_key = (kind == 'K');
-				emit(state, &ev);
+				emit_change(state, entry, &ev);
 				break;
 			}
 		case LOGICAL_REP_MSG_TRUNCATE:
@@ -294,11 +440,14 @@ pgs_proto_read(PgsProtoState *state, XLogRecPtr lsn, TransactionId xid,
 				relids = logicalrep_read_truncate(&s, &cascade, &restart_seqs);
 				foreach(lc, relids)
 				{
+					PgsRelationEntry *entry;
+
 					init_event(state, &ev, PGS_EVENT_TRUNCATE, lsn, xid);
-					ev.rel = lookup_relation(state, lfirst_oid(lc));
+					entry = lookup_relation(state, lfirst_oid(lc));
+					ev.rel = entry->rel;
 					ev.truncate_cascade = cascade;
 					ev.truncate_restart_seqs = restart_seqs;
-					emit(state, &ev);
+					emit_change(state, entry, &ev);
 				}
 				break;
 			}

@@ -16,6 +16,7 @@
 #include "utils/hsearch.h"
 
 #include "event.h"
+#include "filter.h"
 
 typedef void (*PgsEventCallback) (const PgsEvent *event, void *arg);
 
@@ -28,12 +29,16 @@ typedef struct PgsProtoState
 	TransactionId xid;
 	XLogRecPtr	final_lsn;
 	TimestampTz commit_time;
+	XLogRecPtr	begin_lsn;		/* LSN the decoder reported with 'B' */
+	bool		begin_pending;	/* Begin not passed on yet */
 
+	const PgsFilterConfig *filter;	/* the stream's, lives longer than us */
 	PgsEventCallback callback;
 	void	   *callback_arg;
 } PgsProtoState;
 
 extern PgsProtoState *pgs_proto_create(MemoryContext parent,
+									   const PgsFilterConfig *filter,
 									   PgsEventCallback callback, void *arg);
 extern void pgs_proto_read(PgsProtoState *state, XLogRecPtr lsn,
 						   TransactionId xid, const char *data, int len);

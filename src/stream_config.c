@@ -19,6 +19,8 @@
 #include "catalog/pg_type.h"
 #include "catalog/pg_publication.h"
 #include "executor/spi.h"
+#include "commands/dbcommands.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -138,7 +140,7 @@ pgs_parse_format(const char *name)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unrecognized format \"%s\"", name),
-				 errhint("Valid formats are: %s.", "json, json-pretty, text, feldera")));
+				 errhint("Valid formats are: %s.", "json, json-pretty, text, debezium, feldera")));
 	return format;
 }
 
@@ -148,6 +150,13 @@ pgs_config_defaults(PgsStreamConfig *config)
 	config->fmt.format = PGS_FORMAT_JSON;
 	config->fmt.value_mode = PGS_VALUES_TYPED;
 	config->fmt.subject_prefix = "postgres";
+	config->fmt.transaction_events = -1;
+	config->fmt.relation_events = -1;
+	config->fmt.stream_name = NULL;
+	config->fmt.database = NULL;
+	config->fmt.debezium_feldera = false;
+	config->fmt.debezium = NULL;
+	pgs_filter_defaults(&config->filter);
 	config->nats.url = NULL;
 	config->nats.stream = "postgres_replication";
 	config->nats.memory_storage = false;
@@ -331,9 +340,118 @@ validate_subject_prefix(const char *prefix)
 				 errdetail("A subject prefix is one or more non-empty tokens separated by \".\".")));
 }
 
+/* Options whose value is a list: a JSON array of strings, or one string */
+static bool
+is_list_option(const char *key)
+{
+	return strcmp(key, "include_tables") == 0 ||
+		strcmp(key, "exclude_tables") == 0 ||
+		strcmp(key, "exclude_columns") == 0 ||
+		strcmp(key, "operations") == 0;
+}
+
+/*
+ * The strings of a list option's value: the elements of a JSON array of
+ * strings, or the comma-separated entries of a string.  Never empty.
+ */
+static List *
+list_option_items(const char *key, JsonbValue *v)
+{
+	List	   *items = NIL;
+
+	if (v->type == jbvString)
+	{
+		char	   *copy = pnstrdup(v->val.string.val, v->val.string.len);
+		char	   *entry = copy;
+
+		for (;;)
+		{
+			char	   *comma = strchr(entry, ',');
+
+			if (comma != NULL)
+				*comma = '\0';
+			items = lappend(items, entry);
+			if (comma == NULL)
+				break;
+			entry = comma + 1;
+		}
+	}
+	else if (v->type == jbvBinary &&
+			 JsonContainerIsArray(v->val.binary.data) &&
+			 !JsonContainerIsScalar(v->val.binary.data))
+	{
+		JsonbIterator *it = JsonbIteratorInit(v->val.binary.data);
+		JsonbValue	elem;
+		JsonbIteratorToken tok;
+
+		while ((tok = JsonbIteratorNext(&it, &elem, true)) != WJB_DONE)
+		{
+			if (tok != WJB_ELEM)
+				continue;
+			if (elem.type != jbvString)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("elements of stream option \"%s\" must be strings", key)));
+			items = lappend(items, pnstrdup(elem.val.string.val, elem.val.string.len));
+		}
+	}
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("value of stream option \"%s\" must be an array of strings or a string", key)));
+
+	if (items == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("stream option \"%s\" must not be an empty list", key),
+				 errhint("Remove the option to turn the filter off.")));
+	return items;
+}
+
+/* Apply a list option (filters) to config */
+static void
+apply_list_option(PgsStreamConfig *config, const char *key, List *items)
+{
+	ListCell   *lc;
+
+	if (strcmp(key, "operations") == 0)
+		config->filter.operations = 0;
+	foreach(lc, items)
+	{
+		char	   *item = (char *) lfirst(lc);
+
+		if (strcmp(key, "include_tables") == 0)
+			config->filter.include_tables =
+				lappend(config->filter.include_tables, pgs_pattern_parse(key, item, 2));
+		else if (strcmp(key, "exclude_tables") == 0)
+			config->filter.exclude_tables =
+				lappend(config->filter.exclude_tables, pgs_pattern_parse(key, item, 2));
+		else if (strcmp(key, "exclude_columns") == 0)
+			config->filter.exclude_columns =
+				lappend(config->filter.exclude_columns, pgs_pattern_parse(key, item, 3));
+		else
+		{
+			int			op = pgs_operation_from_name(item);
+
+			if (op == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("invalid value for stream option \"%s\": \"%s\"", key, item),
+						 errhint("Valid operations are: %s.", "insert, update, delete, truncate, message")));
+			if (config->filter.operations & op)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("operation \"%s\" is listed more than once in stream option \"%s\"",
+								item, key)));
+			config->filter.operations |= op;
+		}
+	}
+}
+
 /*
  * Apply a jsonb object of stream options to config, rejecting unknown
- * options and invalid values.  Values must be JSON strings.
+ * options and invalid values.  Values are JSON strings, numbers or
+ * Booleans; the filter options also take arrays of strings.
  */
 void
 pgs_apply_options(PgsStreamConfig *config, Jsonb *options)
@@ -360,15 +478,22 @@ pgs_apply_options(PgsStreamConfig *config, Jsonb *options)
 		}
 		if (tok != WJB_VALUE)
 			continue;
+		if (is_list_option(key))
+		{
+			apply_list_option(config, key, list_option_items(key, &v));
+			continue;
+		}
 		if (v.type == jbvString)
 			value = pnstrdup(v.val.string.val, v.val.string.len);
 		else if (v.type == jbvNumeric)
 			value = DatumGetCString(DirectFunctionCall1(numeric_out,
 														NumericGetDatum(v.val.numeric)));
+		else if (v.type == jbvBool)
+			value = pstrdup(v.val.boolean ? "true" : "false");
 		else
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("value of stream option \"%s\" must be a string or a number", key)));
+					 errmsg("value of stream option \"%s\" must be a string, a number or a Boolean", key)));
 
 		if (strcmp(key, "value_mode") == 0)
 		{
@@ -413,6 +538,19 @@ pgs_apply_options(PgsStreamConfig *config, Jsonb *options)
 			config->nats.replicas = int_option(key, value, 1, 5);
 		else if (strcmp(key, "nats_duplicate_window") == 0)
 			config->nats.duplicate_window = int_option(key, value, 0, PG_INT64_MAX / 1000000000);
+		else if (strcmp(key, "transaction_events") == 0)
+			config->fmt.transaction_events = bool_option(key, value) ? 1 : 0;
+		else if (strcmp(key, "debezium_values") == 0)
+		{
+			if (strcmp(value, "connect") == 0)
+				config->fmt.debezium_feldera = false;
+			else if (strcmp(value, "feldera") == 0)
+				config->fmt.debezium_feldera = true;
+			else
+				invalid_option_value(key, value, "Valid values are \"connect\" and \"feldera\".");
+		}
+		else if (strcmp(key, "relation_events") == 0)
+			config->fmt.relation_events = bool_option(key, value) ? 1 : 0;
 		else if (strcmp(key, "heartbeat_interval") == 0)
 			config->heartbeat_interval = (int) int_option(key, value, 0, 86400);
 		else if (strcmp(key, "feldera_url") == 0)
@@ -463,7 +601,7 @@ pgs_apply_options(PgsStreamConfig *config, Jsonb *options)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unrecognized stream option \"%s\"", key),
 					 errhint("Valid options are: %s.",
-							 "subject_prefix, value_mode, heartbeat_interval, nats_url, nats_stream, nats_storage, nats_max_msgs, nats_max_bytes, nats_max_age, nats_replicas, nats_duplicate_window, feldera_url, feldera_pipeline, feldera_table_names, feldera_table_map, feldera_tables, feldera_truncate, feldera_max_rows, feldera_wait_completion")));
+							 "subject_prefix, value_mode, transaction_events, relation_events, debezium_values, include_tables, exclude_tables, exclude_columns, operations, heartbeat_interval, nats_url, nats_stream, nats_storage, nats_max_msgs, nats_max_bytes, nats_max_age, nats_replicas, nats_duplicate_window, feldera_url, feldera_pipeline, feldera_table_names, feldera_table_map, feldera_tables, feldera_truncate, feldera_max_rows, feldera_wait_completion")));
 	}
 }
 
@@ -483,6 +621,10 @@ config_from_row(HeapTuple tuple, TupleDesc desc)
 	config->fmt.format = pgs_parse_format(SPI_getvalue(tuple, desc, 6));
 	pgs_apply_options(config, DatumGetJsonbP(SPI_getbinval(tuple, desc, 7, &isnull)));
 	config->enabled = DatumGetBool(SPI_getbinval(tuple, desc, 8, &isnull));
+	config->fmt.stream_name = config->name;
+	config->fmt.database = get_database_name(MyDatabaseId);
+	if (config->fmt.format == PGS_FORMAT_DEBEZIUM)
+		config->fmt.debezium = pgs_debezium_state_create();
 	return config;
 }
 

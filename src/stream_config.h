@@ -16,6 +16,7 @@
 #include "utils/array.h"
 #include "utils/jsonb.h"
 
+#include "filter.h"
 #include "format.h"
 
 /* Longest stream name; leaves room for the "pgs_" slot name prefix */
@@ -66,6 +67,7 @@ typedef struct PgsStreamConfig
 	char	   *slot_name;
 	int			targets;		/* PGS_TARGET_* bits */
 	PgsFormatOptions fmt;
+	PgsFilterConfig filter;
 	PgsNatsStreamConfig nats;
 	PgsFelderaConfig feldera;
 	int			heartbeat_interval;	/* seconds, 0: no heartbeats */
