@@ -9,8 +9,10 @@ OBJS = \
 	src/worker.o \
 	src/decoder.o \
 	src/proto.o \
+	src/filter.o \
 	src/format.o \
 	src/format_json.o \
+	src/format_debezium.o \
 	src/format_feldera.o \
 	src/subject.o \
 	src/sink_log.o \
@@ -33,7 +35,7 @@ PG_CPPFLAGS = -I$(srcdir)/src -isystem $(includedir_server)
 PG_CFLAGS = -Wall -Wextra
 
 # Regression tests (pg_regress) run on a private, preloaded instance
-REGRESS = create_extension api errors format_json peek pgtap_privileges
+REGRESS = create_extension api errors format_json format_debezium format_text filters peek pgtap_privileges
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf --temp-instance=tmp_check_regress \
 	--inputdir=$(srcdir) --outputdir=$(CURDIR)/results_dir
 NO_INSTALLCHECK =
