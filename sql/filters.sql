@@ -41,7 +41,7 @@ UPDATE flt_app.orders SET item = 'pen' WHERE id = 1;
 DELETE FROM flt_app.customers WHERE id = 1;
 DELETE FROM flt_app.orders WHERE id = 1;
 TRUNCATE flt_audit.log;
-SELECT pg_logical_emit_message(true, 'app', 'm1');
+SELECT pg_logical_emit_message(true, 'app', 'm1') IS NOT NULL AS emitted;
 
 SELECT subject, regexp_replace(payload, '"(xid|relation_id|timestamp|lsn|end_lsn|commit_time)":("[^"]*"|[0-9]+)', '"\1":X', 'g') AS payload
 FROM pgoutput_stream.peek('flt_tables', 100);

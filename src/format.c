@@ -192,6 +192,30 @@ pgs_format_payload(StringInfo buf, const PgsFormatOptions *opts,
 }
 
 /*
+ * The value of column i of old, for a column whose new value is an
+ * unchanged TOASTed one, or NULL if old does not have it.
+ *
+ * A full old row ('O', REPLICA IDENTITY FULL) has every value: PostgreSQL
+ * logs it with its TOASTed values inlined.  A key-only old row ('K') has
+ * real values only in its replica identity columns; PostgreSQL logs it
+ * when the key changed or when a key value is stored out of line, so an
+ * unchanged, TOASTed key column is found there.  Its other columns are
+ * NULL placeholders and must not be taken.
+ */
+const StringInfoData *
+pgs_unchanged_from_old(const PgsRelation *rel, int i,
+				   const LogicalRepTupleData *old, bool old_is_key)
+{
+	if (old == NULL || i >= old->ncols)
+		return NULL;
+	if (old_is_key && !bms_is_member(i, rel->attkeys))
+		return NULL;
+	if (old->colstatus[i] != LOGICALREP_COLUMN_TEXT)
+		return NULL;
+	return &old->colvalues[i];
+}
+
+/*
  * Convert buf->data[start..] from the database encoding to UTF-8 in place.
  *
  * In a UTF-8 database this is free.  In other real encodings (LATIN1 etc.)

@@ -69,12 +69,12 @@ extern bool pgs_format_payload(StringInfo buf, const PgsFormatOptions *opts,
 
 /*
  * Append a row in Feldera's JSON encodings; an unchanged TOASTed value is
- * taken from old, or raises an error.
+ * taken from old (old_is_key: key columns only), or raises an error.
  */
 extern void pgs_feldera_append_row(StringInfo buf, const PgsRelation *rel,
 								   const LogicalRepTupleData *tuple,
 								   const LogicalRepTupleData *old,
-								   bool key_only);
+								   bool old_is_key, bool key_only);
 
 /* State the debezium format keeps per stream; see format_debezium.c */
 extern PgsDebeziumState *pgs_debezium_state_create(void);

@@ -110,8 +110,8 @@ static void append_source(StringInfo buf, const PgsFormatOptions *opts,
 						  const PgsRelation *rel);
 static void append_row(StringInfo buf, const PgsRelation *rel,
 					   const LogicalRepTupleData *tuple,
-					   const LogicalRepTupleData *fallback, bool key_only,
-					   bool feldera);
+					   const LogicalRepTupleData *old, bool old_is_key,
+					   bool key_only, bool feldera);
 static void append_value(StringInfo buf, Oid typid, const char *text,
 						 bool feldera);
 static DebeziumEncoding encoding_of(Oid base);
@@ -221,15 +221,14 @@ pgs_render_debezium(StringInfo buf, const PgsFormatOptions *opts,
 
 	appendStringInfoString(buf, "\"before\":");
 	if (ev->oldtup != NULL)
-		append_row(buf, ev->rel, ev->oldtup, NULL, ev->old_is_key,
+		append_row(buf, ev->rel, ev->oldtup, NULL, false, ev->old_is_key,
 				   opts->debezium_feldera);
 	else
 		appendStringInfoString(buf, "null");
 	appendStringInfoString(buf, ",\"after\":");
 	if (ev->newtup != NULL)
-		append_row(buf, ev->rel, ev->newtup,
-				   ev->old_is_key ? NULL : ev->oldtup, false,
-				   opts->debezium_feldera);
+		append_row(buf, ev->rel, ev->newtup, ev->oldtup, ev->old_is_key,
+				   false, opts->debezium_feldera);
 	else
 		appendStringInfoString(buf, "null");
 	appendStringInfoString(buf, ",\"source\":");
@@ -397,15 +396,16 @@ append_timestamps(StringInfo buf, TimestampTz ts)
 
 /*
  * A row as a JSON object, every published column in table order.  An
- * unchanged TOASTed value is taken from fallback (a full old row) when it
- * has it, else written as Debezium's placeholder.  A key-only row has
+ * unchanged TOASTed value is taken from the old row when it has it (all
+ * of a full row, the key columns of a key-only one), else written as
+ * Debezium's placeholder.  A key-only row has
  * null for the columns it does not carry, as Debezium writes "before" of
  * a table with REPLICA IDENTITY DEFAULT.
  */
 static void
 append_row(StringInfo buf, const PgsRelation *rel,
-		   const LogicalRepTupleData *tuple,
-		   const LogicalRepTupleData *fallback, bool key_only, bool feldera)
+		   const LogicalRepTupleData *tuple, const LogicalRepTupleData *old,
+		   bool old_is_key, bool key_only, bool feldera)
 {
 	int			i;
 
@@ -413,6 +413,8 @@ append_row(StringInfo buf, const PgsRelation *rel,
 	for (i = 0; i < tuple->ncols && i < rel->natts; i++)
 	{
 		const LogicalRepTupleData *source = tuple;
+		const StringInfoData *value;
+		char		status;
 
 		if (i > 0)
 			appendStringInfoChar(buf, ',');
@@ -424,12 +426,21 @@ append_row(StringInfo buf, const PgsRelation *rel,
 			appendStringInfoString(buf, "null");
 			continue;
 		}
-		if (tuple->colstatus[i] == LOGICALREP_COLUMN_UNCHANGED &&
-			fallback != NULL && i < fallback->ncols &&
-			fallback->colstatus[i] == LOGICALREP_COLUMN_TEXT)
-			source = fallback;
+		status = source->colstatus[i];
+		value = &source->colvalues[i];
+		if (status == LOGICALREP_COLUMN_UNCHANGED)
+		{
+			const StringInfoData *old_value;
 
-		switch (source->colstatus[i])
+			old_value = pgs_unchanged_from_old(rel, i, old, old_is_key);
+			if (old_value != NULL)
+			{
+				status = LOGICALREP_COLUMN_TEXT;
+				value = old_value;
+			}
+		}
+
+		switch (status)
 		{
 			case LOGICALREP_COLUMN_NULL:
 				appendStringInfoString(buf, "null");
@@ -438,14 +449,13 @@ append_row(StringInfo buf, const PgsRelation *rel,
 				append_unavailable(buf, rel->atttyps[i]);
 				break;
 			case LOGICALREP_COLUMN_TEXT:
-				append_value(buf, rel->atttyps[i], source->colvalues[i].data,
-							 feldera);
+				append_value(buf, rel->atttyps[i], value->data, feldera);
 				break;
 			default:
 				ereport(ERROR,
 						(errcode(ERRCODE_PROTOCOL_VIOLATION),
 						 errmsg("unexpected column status \"%c\" in pgoutput tuple",
-								source->colstatus[i])));
+								status)));
 		}
 	}
 	appendStringInfoChar(buf, '}');
@@ -759,7 +769,6 @@ append_array(StringInfo buf, PgsTypeCacheEntry *type, const char *text,
 	bool	   *nulls;
 	int			nelems;
 	int			next = 0;
-	Oid			elembase;
 
 	array = DatumGetArrayTypeP(FunctionCall3(&type->typinput,
 											 CStringGetDatum(text),
@@ -772,8 +781,7 @@ append_array(StringInfo buf, PgsTypeCacheEntry *type, const char *text,
 	}
 	deconstruct_array(array, type->elemtype, type->elemlen, type->elembyval,
 					  type->elemalign, &elems, &nulls, &nelems);
-	elembase = getBaseType(type->elemtype);
-	append_array_level(buf, type, encoding_of(elembase), feldera,
+	append_array_level(buf, type, encoding_of(type->elembase), feldera,
 					   ARR_DIMS(array), ARR_NDIM(array), elems, nulls, &next);
 }
 
@@ -822,7 +830,7 @@ append_unavailable(StringInfo buf, Oid typid)
 
 	if (type->category == PGS_JSON_ARRAY)
 	{
-		Oid			elembase = getBaseType(type->elemtype);
+		Oid			elembase = type->elembase;
 
 		if (elembase == INT2OID || elembase == INT4OID ||
 			elembase == INT8OID || elembase == DATEOID)
@@ -838,7 +846,7 @@ append_unavailable(StringInfo buf, Oid typid)
 			return;
 		}
 		appendStringInfoChar(buf, '[');
-		append_unavailable(buf, type->elemtype);
+		append_unavailable(buf, elembase);
 		appendStringInfoChar(buf, ']');
 		return;
 	}

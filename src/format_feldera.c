@@ -105,7 +105,7 @@ append_dimension(StringInfo buf, const PgsRelation *rel, int col,
 			if (nulls[*next])
 				appendStringInfoString(buf, "null");
 			else
-				append_value(buf, rel, col, type->elemtype,
+				append_value(buf, rel, col, type->elembase,
 							 OutputFunctionCall(&type->elemoutput, elems[*next]));
 			(*next)++;
 		}
@@ -211,7 +211,8 @@ append_value(StringInfo buf, const PgsRelation *rel, int col, Oid typid,
 void
 pgs_feldera_append_row(StringInfo buf, const PgsRelation *rel,
 					   const LogicalRepTupleData *tuple,
-					   const LogicalRepTupleData *old, bool key_only)
+					   const LogicalRepTupleData *old, bool old_is_key,
+					   bool key_only)
 {
 	int			i;
 	bool		first = true;
@@ -226,7 +227,9 @@ pgs_feldera_append_row(StringInfo buf, const PgsRelation *rel,
 			continue;
 		if (status == LOGICALREP_COLUMN_UNCHANGED)
 		{
-			if (old == NULL || old->colstatus[i] == LOGICALREP_COLUMN_UNCHANGED)
+			const StringInfoData *old_value = pgs_unchanged_from_old(rel, i, old, old_is_key);
+
+			if (old_value == NULL)
 				ereport(ERROR,
 						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 						 errmsg("unchanged TOASTed value of column \"%s\" of table \"%s.%s\" cannot be sent to Feldera",
@@ -234,8 +237,8 @@ pgs_feldera_append_row(StringInfo buf, const PgsRelation *rel,
 						 errdetail("PostgreSQL does not log TOASTed values that an UPDATE left unchanged, and Feldera would store NULL."),
 						 errhint("Run ALTER TABLE %s.%s REPLICA IDENTITY FULL so that old values are logged; a change already logged without them must be skipped with pg_replication_slot_advance() before pgoutput_stream.start_stream(), and its row sent again by hand.",
 								 quote_identifier(rel->nspname), quote_identifier(rel->relname))));
-			status = old->colstatus[i];
-			value = &old->colvalues[i];
+			status = LOGICALREP_COLUMN_TEXT;
+			value = old_value;
 		}
 		if (!first)
 			appendStringInfoChar(buf, ',');
@@ -262,7 +265,7 @@ pgs_render_feldera(StringInfo buf, const PgsFormatOptions *opts pg_attribute_unu
 	{
 		case PGS_EVENT_INSERT:
 			appendStringInfoString(buf, "{\"insert\":");
-			pgs_feldera_append_row(buf, ev->rel, ev->newtup, NULL, false);
+			pgs_feldera_append_row(buf, ev->rel, ev->newtup, NULL, false, false);
 			appendStringInfoChar(buf, '}');
 			return true;
 		case PGS_EVENT_UPDATE:
@@ -270,17 +273,19 @@ pgs_render_feldera(StringInfo buf, const PgsFormatOptions *opts pg_attribute_unu
 			if (ev->oldtup != NULL)
 			{
 				appendStringInfoString(buf, "\"delete\":");
-				pgs_feldera_append_row(buf, ev->rel, ev->oldtup, NULL, ev->old_is_key);
+				pgs_feldera_append_row(buf, ev->rel, ev->oldtup, NULL, false,
+									   ev->old_is_key);
 				appendStringInfoChar(buf, ',');
 			}
 			appendStringInfoString(buf, "\"insert\":");
-			pgs_feldera_append_row(buf, ev->rel, ev->newtup,
-								   ev->old_is_key ? NULL : ev->oldtup, false);
+			pgs_feldera_append_row(buf, ev->rel, ev->newtup, ev->oldtup,
+								   ev->old_is_key, false);
 			appendStringInfoChar(buf, '}');
 			return true;
 		case PGS_EVENT_DELETE:
 			appendStringInfoString(buf, "{\"delete\":");
-			pgs_feldera_append_row(buf, ev->rel, ev->oldtup, NULL, ev->old_is_key);
+			pgs_feldera_append_row(buf, ev->rel, ev->oldtup, NULL, false,
+									   ev->old_is_key);
 			appendStringInfoChar(buf, '}');
 			return true;
 		default:

@@ -45,6 +45,15 @@ typedef enum PgsJsonCategory
  * function is kept ready to call, with its fn_extra cache (array_in keeps
  * element type data there) in the cache's own context, and so is what it
  * takes to output the elements one by one.
+ *
+ * Array elements are not always parsed as their own type: the text was
+ * written by the element type's output function, and reading it back with
+ * its input function can fail (overloaded regproc names, an enum label
+ * renamed or a domain constraint added since), which would stop a stream
+ * for good.  So elements whose JSON is their text anyway are parsed as
+ * text, and domains as their base type: elemtype is the type the elements
+ * are parsed as (and output with elemoutput), elembase the base type of
+ * the array's real element type, which decides how a value is encoded.
  */
 typedef struct PgsTypeCacheEntry
 {
@@ -55,6 +64,7 @@ typedef struct PgsTypeCacheEntry
 	Oid			typioparam;		/* PGS_JSON_ARRAY only, as below */
 	FmgrInfo	typinput;
 	Oid			elemtype;
+	Oid			elembase;
 	int16		elemlen;
 	bool		elembyval;
 	char		elemalign;
@@ -63,6 +73,14 @@ typedef struct PgsTypeCacheEntry
 
 /* The cached entry of a type; needs a transaction on first use */
 extern PgsTypeCacheEntry *pgs_type_cache_lookup(Oid typid);
+
+/*
+ * The value of column i of old, for a column whose new value is an
+ * unchanged TOASTed one, or NULL if old does not have it (format.c).
+ */
+extern const StringInfoData *pgs_unchanged_from_old(const PgsRelation *rel, int i,
+													const LogicalRepTupleData *old,
+													bool old_is_key);
 
 /*
  * Each renderer appends the payload of ev to buf and returns true, or

@@ -25,12 +25,14 @@
  */
 #include "postgres.h"
 
+#include "access/transam.h"
 #include "catalog/pg_type.h"
 #include "common/base64.h"
 #include "common/jsonapi.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "nodes/pg_list.h"
+#include "parser/parse_coerce.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/hsearch.h"
@@ -63,9 +65,11 @@ static void json_append_rel_head(StringInfo buf, const char *tag,
 static void json_append_tuple(StringInfo buf, const PgsFormatOptions *opts,
 							  const PgsRelation *rel,
 							  const LogicalRepTupleData *tup, bool key_only,
+							  const LogicalRepTupleData *old, bool old_is_key,
 							  const char *toast_key);
 static void json_append_value(StringInfo buf, PgsValueMode mode, Oid typid,
 							  const StringInfoData *val);
+static Oid	array_parse_elemtype(Oid elemtype);
 static void json_append_message(StringInfo buf, const PgsEvent *ev);
 static void json_append_minified(StringInfo buf, const char *json, int len);
 static void json_prettify(StringInfo buf, const char *json, int len);
@@ -77,7 +81,8 @@ static bool message_content_is_text(const PgsEvent *ev);
 static char *message_content_base64(const PgsEvent *ev);
 static void text_append_tuple(StringInfo buf, const char *title,
 							  const PgsRelation *rel,
-							  const LogicalRepTupleData *tup, bool key_only);
+							  const LogicalRepTupleData *tup, bool key_only,
+							  const LogicalRepTupleData *old, bool old_is_key);
 
 
 /* ----------------------------------------------------------------------
@@ -182,7 +187,7 @@ render_json_event(StringInfo buf, const PgsFormatOptions *opts,
 			json_append_rel_head(buf, "Insert", ev->rel);
 			appendStringInfoString(buf, ",\"new_tuple\":");
 			json_append_tuple(buf, opts, ev->rel, ev->newtup, false,
-							  "unchanged_toast");
+							  NULL, false, "unchanged_toast");
 			appendStringInfoString(buf, "}}");
 			break;
 
@@ -191,12 +196,14 @@ render_json_event(StringInfo buf, const PgsFormatOptions *opts,
 			appendStringInfoString(buf, ",\"old_tuple\":");
 			if (ev->oldtup != NULL)
 				json_append_tuple(buf, opts, ev->rel, ev->oldtup,
-								  ev->old_is_key, "unchanged_toast_old");
+								  ev->old_is_key, NULL, false,
+								  "unchanged_toast_old");
 			else
 				appendStringInfoString(buf, "null");
 			appendStringInfoString(buf, ",\"new_tuple\":");
+			/* an unchanged TOASTed value comes from the old row if it has it */
 			json_append_tuple(buf, opts, ev->rel, ev->newtup, false,
-							  "unchanged_toast");
+							  ev->oldtup, ev->old_is_key, "unchanged_toast");
 			appendStringInfoString(buf, "}}");
 			break;
 
@@ -205,7 +212,8 @@ render_json_event(StringInfo buf, const PgsFormatOptions *opts,
 			appendStringInfoString(buf, ",\"old_tuple\":");
 			if (ev->oldtup != NULL)
 				json_append_tuple(buf, opts, ev->rel, ev->oldtup,
-								  ev->old_is_key, "unchanged_toast_old");
+								  ev->old_is_key, NULL, false,
+								  "unchanged_toast_old");
 			else
 				appendStringInfoString(buf, "null");
 			appendStringInfoString(buf, "}}");
@@ -284,19 +292,25 @@ json_append_rel_head(StringInfo buf, const char *tag, const PgsRelation *rel)
  *
  * With key_only (pgoutput's 'K' old tuple, whose non-key columns are
  * NULL placeholders, not data) only replica identity columns are written.
- * An unchanged TOASTed value ('u') was not sent, so its key is left out --
- * writing null would claim the column is NULL -- and, if there were any,
- * the member toast_key lists those columns right after the object.
+ * An unchanged TOASTed value ('u') was not sent.  If old (the event's old
+ * tuple, given for a new tuple only) holds the value, it is written from
+ * there: the value is unchanged, so the old one is the new one.  Otherwise
+ * its key is left out -- writing null would claim the column is NULL --
+ * and, if there were any, the member toast_key lists those columns right
+ * after the object.
  */
 static void
 json_append_tuple(StringInfo buf, const PgsFormatOptions *opts,
 				  const PgsRelation *rel, const LogicalRepTupleData *tup,
-				  bool key_only, const char *toast_key)
+				  bool key_only, const LogicalRepTupleData *old,
+				  bool old_is_key, const char *toast_key)
 {
 	List	   *unchanged = NIL;
 	bool		first = true;
 	int			i;
 	ListCell   *lc;
+	const StringInfoData *value;
+	char		status;
 
 	Assert(tup != NULL);
 
@@ -309,10 +323,17 @@ json_append_tuple(StringInfo buf, const PgsFormatOptions *opts,
 			continue;
 
 		name = column_name(rel, i);
-		if (tup->colstatus[i] == LOGICALREP_COLUMN_UNCHANGED)
+		value = &tup->colvalues[i];
+		status = tup->colstatus[i];
+		if (status == LOGICALREP_COLUMN_UNCHANGED)
 		{
-			unchanged = lappend(unchanged, unconstify(char *, name));
-			continue;
+			value = pgs_unchanged_from_old(rel, i, old, old_is_key);
+			if (value == NULL)
+			{
+				unchanged = lappend(unchanged, unconstify(char *, name));
+				continue;
+			}
+			status = LOGICALREP_COLUMN_TEXT;
 		}
 
 		if (!first)
@@ -321,19 +342,19 @@ json_append_tuple(StringInfo buf, const PgsFormatOptions *opts,
 		escape_json(buf, name);
 		appendStringInfoChar(buf, ':');
 
-		switch (tup->colstatus[i])
+		switch (status)
 		{
 			case LOGICALREP_COLUMN_NULL:
 				appendStringInfoString(buf, "null");
 				break;
 			case LOGICALREP_COLUMN_TEXT:
 				json_append_value(buf, opts->value_mode, column_type(rel, i),
-								  &tup->colvalues[i]);
+								  value);
 				break;
 			default:
 				/* we never ask pgoutput for binary values */
 				elog(ERROR, "unexpected column status '%c' in column \"%s\"",
-					 tup->colstatus[i], name);
+					 status, name);
 		}
 	}
 	appendStringInfoChar(buf, '}');
@@ -404,8 +425,8 @@ json_append_value(StringInfo buf, PgsValueMode mode, Oid typid,
 				Datum		json;
 				char	   *str;
 
-				array = InputFunctionCall(&entry->typinput,
-										  val->data, entry->typioparam, -1);
+				array = InputFunctionCall(&entry->typinput, val->data,
+										  entry->typioparam, -1);
 				json = FunctionCall1(&array_to_json_finfo, array);
 				str = TextDatumGetCString(json);
 				/* elements of type json may carry their own white space */
@@ -420,6 +441,60 @@ json_append_value(StringInfo buf, PgsValueMode mode, Oid typid,
 			escape_json(buf, val->data);
 			break;
 	}
+}
+
+/*
+ * The type to parse the elements of an array of elemtype as: text if
+ * array_to_json() writes them as strings of their output text, the base
+ * type otherwise.  This follows json_categorize_type() in utils/adt/json.c:
+ * numbers, booleans, json, dates and timestamps, arrays (elements of a
+ * domain over an array), composites and types with a cast to json (only
+ * looked for on types that are not built in) get JSON of their own.
+ * Elements whose delimiter is not text's (box uses ';') are not split the
+ * way text would split them, so they keep their own type too.
+ */
+static Oid
+array_parse_elemtype(Oid elemtype)
+{
+	Oid			base = getBaseType(elemtype);
+	Oid			castfunc;
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	char		typdelim;
+	Oid			typioparam;
+	Oid			typinput;
+
+	switch (base)
+	{
+		case BOOLOID:
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+		case FLOAT4OID:
+		case FLOAT8OID:
+		case NUMERICOID:
+		case JSONOID:
+		case JSONBOID:
+		case DATEOID:
+		case TIMESTAMPOID:
+		case TIMESTAMPTZOID:
+			return base;
+		default:
+			break;
+	}
+	if (OidIsValid(get_element_type(base)) || type_is_rowtype(base))
+		return base;
+	if (base >= FirstNormalObjectId &&
+		find_coercion_pathway(JSONOID, base, COERCION_EXPLICIT,
+							  &castfunc) == COERCION_PATH_FUNC &&
+		OidIsValid(castfunc))
+		return base;
+	get_type_io_data(base, IOFunc_input, &typlen, &typbyval, &typalign,
+					 &typdelim, &typioparam, &typinput);
+	if (typdelim != ',')		/* text's */
+		return base;
+	return TEXTOID;
 }
 
 /*
@@ -604,6 +679,7 @@ pgs_type_cache_lookup(Oid typid)
 	Oid			typinput = InvalidOid;
 	Oid			typioparam = InvalidOid;
 	Oid			elemtype = InvalidOid;
+	Oid			elembase = InvalidOid;
 	int16		elemlen = 0;
 	bool		elembyval = false;
 	char		elemalign = 'i';
@@ -668,6 +744,13 @@ pgs_type_cache_lookup(Oid typid)
 	if (category == PGS_JSON_ARRAY)
 	{
 		elemtype = get_element_type(base);
+		elembase = getBaseType(elemtype);
+		/* array_in reads the elements as the type they are parsed as */
+		if (typinput == F_ARRAY_IN)
+		{
+			elemtype = array_parse_elemtype(elemtype);
+			typioparam = elemtype;
+		}
 		get_typlenbyvalalign(elemtype, &elemlen, &elembyval, &elemalign);
 		getTypeOutputInfo(elemtype, &elemoutput, &elemvarlena);
 	}
@@ -678,6 +761,7 @@ pgs_type_cache_lookup(Oid typid)
 	entry->category = category;
 	entry->typioparam = typioparam;
 	entry->elemtype = elemtype;
+	entry->elembase = elembase;
 	entry->elemlen = elemlen;
 	entry->elembyval = elembyval;
 	entry->elemalign = elemalign;
@@ -808,7 +892,8 @@ pgs_render_text(StringInfo buf,
 		case PGS_EVENT_INSERT:
 			appendStringInfo(buf, "INSERT into %s.%s (ID: %u)",
 							 rel->nspname, rel->relname, rel->relid);
-			text_append_tuple(buf, "New values", rel, ev->newtup, false);
+			text_append_tuple(buf, "New values", rel, ev->newtup, false,
+							  NULL, false);
 			break;
 
 		case PGS_EVENT_UPDATE:
@@ -816,8 +901,9 @@ pgs_render_text(StringInfo buf,
 							 rel->nspname, rel->relname, rel->relid);
 			if (ev->oldtup != NULL)
 				text_append_tuple(buf, "Old values", rel, ev->oldtup,
-								  ev->old_is_key);
-			text_append_tuple(buf, "New values", rel, ev->newtup, false);
+								  ev->old_is_key, NULL, false);
+			text_append_tuple(buf, "New values", rel, ev->newtup, false,
+							  ev->oldtup, ev->old_is_key);
 			break;
 
 		case PGS_EVENT_DELETE:
@@ -825,7 +911,7 @@ pgs_render_text(StringInfo buf,
 							 rel->nspname, rel->relname, rel->relid);
 			if (ev->oldtup != NULL)
 				text_append_tuple(buf, "Old values", rel, ev->oldtup,
-								  ev->old_is_key);
+								  ev->old_is_key, NULL, false);
 			break;
 
 		case PGS_EVENT_TRUNCATE:
@@ -863,11 +949,13 @@ pgs_render_text(StringInfo buf,
 
 /*
  * Append "\n  <title>:" and one "\n    name: value" line per column, in
- * table order, with the same key-only rule as the JSON formats.
+ * table order, with the same key-only and unchanged TOAST rules as the
+ * JSON formats.
  */
 static void
 text_append_tuple(StringInfo buf, const char *title, const PgsRelation *rel,
-				  const LogicalRepTupleData *tup, bool key_only)
+				  const LogicalRepTupleData *tup, bool key_only,
+				  const LogicalRepTupleData *old, bool old_is_key)
 {
 	int			i;
 
@@ -886,7 +974,15 @@ text_append_tuple(StringInfo buf, const char *title, const PgsRelation *rel,
 				appendStringInfoString(buf, "NULL");
 				break;
 			case LOGICALREP_COLUMN_UNCHANGED:
-				appendStringInfoString(buf, "(unchanged TOAST)");
+				{
+					const StringInfoData *value;
+
+					value = pgs_unchanged_from_old(rel, i, old, old_is_key);
+					if (value != NULL)
+						appendBinaryStringInfo(buf, value->data, value->len);
+					else
+						appendStringInfoString(buf, "(unchanged TOAST)");
+				}
 				break;
 			case LOGICALREP_COLUMN_TEXT:
 				appendBinaryStringInfo(buf, tup->colvalues[i].data,

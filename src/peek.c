@@ -150,6 +150,8 @@ pgoutput_stream_peek(PG_FUNCTION_ARGS)
 	set_local("TimeZone", "UTC");
 	set_local("extra_float_digits", "3");
 	set_local("bytea_output", "hex");
+	set_local("lc_monetary", "C");
+	set_local("search_path", "");
 	set_local("client_encoding", GetDatabaseEncodingName());
 
 	proto = pgs_proto_create(CurrentMemoryContext, &state.config->filter,

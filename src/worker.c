@@ -169,6 +169,9 @@ set_output_settings(void)
 	SetConfigOption("TimeZone", "UTC", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("extra_float_digits", "3", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("bytea_output", "hex", PGC_SUSET, PGC_S_OVERRIDE);
+	/* money prints per lc_monetary, reg* types schema-qualify per search_path */
+	SetConfigOption("lc_monetary", "C", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("search_path", "", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("client_encoding", GetDatabaseEncodingName(),
 					PGC_SUSET, PGC_S_OVERRIDE);
 }
