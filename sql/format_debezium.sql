@@ -106,11 +106,20 @@ SELECT pgoutput_stream.create_stream('dbz_fel', 'dbz_pub2', format => 'debezium'
 	options => '{"debezium_values": "feldera"}');
 UPDATE dbz_toast SET v = 1;
 INSERT INTO dbz_fel VALUES (1, '03:04:05.123456', '2026-01-02 03:04:05.123456+02', '\x00ff', 'NaN', 'NaN', 'infinity'),
-	(2, '23:59:59.999999', '1969-12-31 23:59:59.9995+00', '\x', 1.5, '1.50', '2026-01-02 03:04:05');
+	(2, '23:59:59.999999', '1969-12-31 23:59:59.9995+00', '\x', 1.5, '1.50', '2026-01-02 03:04:05'),
+	-- the ends of the ranges: Feldera can hold neither 24:00:00 nor years after 262142
+	(3, '24:00:00', '294276-12-31 23:59:59.999999+00', NULL, NULL, NULL, '294276-12-31 23:59:59.999999'),
+	(4, '00:00:00', '4713-01-01 00:00:00+00 BC', NULL, NULL, NULL, '262142-12-31 23:59:59.999');
+-- intervals beyond 64 bits of microseconds saturate, as Debezium's do
+CREATE TABLE dbz_iv (id int PRIMARY KEY, iv interval);
+ALTER PUBLICATION dbz_pub2 ADD TABLE dbz_iv;
+INSERT INTO dbz_iv VALUES (1, '178000000 years'), (2, '-178000000 years'), (3, '-1 mon -1 day -00:00:00.000001');
 SELECT (payload::jsonb)->'payload'->'after' AS after
 FROM pgoutput_stream.peek('dbz', 100);
 SELECT (payload::jsonb)->'payload'->'after' AS after
 FROM pgoutput_stream.peek('dbz_fel', 100) WHERE subject LIKE '%dbz_fel%';
+SELECT (payload::jsonb)->'payload'->'after' AS after
+FROM pgoutput_stream.peek('dbz', 100) WHERE subject LIKE '%dbz_iv%';
 SELECT pgoutput_stream.alter_stream('dbz_fel', options => '{"debezium_values": "avro"}');
 SELECT pgoutput_stream.drop_stream('dbz');
 SELECT pgoutput_stream.drop_stream('dbz_fel');

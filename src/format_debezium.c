@@ -36,6 +36,7 @@
 
 #include "catalog/pg_type.h"
 #include "common/base64.h"
+#include "common/int.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/cash.h"
@@ -63,6 +64,13 @@
 
 /* Debezium's MicroDuration counts a month as 365.25 / 12 days */
 #define DEBEZIUM_USECS_PER_MONTH	INT64CONST(2629800000000)
+
+/*
+ * The latest time Feldera can hold, 262142-12-31 23:59:59.999 (its date
+ * library's range), in milliseconds since 1970; PostgreSQL's earliest,
+ * 4713 BC, is well within the range.
+ */
+#define FELDERA_MAX_MILLIS	INT64CONST(8210266876799999)
 
 /* Events of one table within the current transaction */
 typedef struct DebeziumTableCount
@@ -517,14 +525,16 @@ encoding_of(Oid base)
 
 /*
  * Milliseconds since 1970 of a finite PostgreSQL timestamp, rounded down
- * (towards -infinity, as Java's Instant.toEpochMilli does).
+ * (towards -infinity, as Java's Instant.toEpochMilli does).  Divided
+ * before the epochs are shifted: the microseconds since 1970 of the
+ * latest timestamps do not fit in 64 bits.
  */
 static int64
 epoch_millis(Timestamp ts)
 {
-	int64		usecs = ts + UNIX_TO_PG_EPOCH_USECS;
+	int64		millis = ts >= 0 ? ts / 1000 : -((-ts + 999) / 1000);
 
-	return usecs >= 0 ? usecs / 1000 : -((-usecs + 999) / 1000);
+	return millis + UNIX_TO_PG_EPOCH_USECS / 1000;
 }
 
 /*
@@ -656,8 +666,12 @@ append_scalar(StringInfo buf, DebeziumEncoding enc, const char *text,
 																	   ObjectIdGetDatum(InvalidOid),
 																	   Int32GetDatum(-1)));
 
-				appendStringInfo(buf, INT64_FORMAT,
-								 feldera ? (int64) time : (int64) time / 1000);
+				/* Feldera cannot print 24:00:00, the end of the day */
+				if (feldera && time >= USECS_PER_DAY)
+					appendStringInfoString(buf, "null");
+				else
+					appendStringInfo(buf, INT64_FORMAT,
+									 feldera ? (int64) time : (int64) time / 1000);
 			}
 			break;
 
@@ -691,6 +705,8 @@ append_scalar(StringInfo buf, DebeziumEncoding enc, const char *text,
 					appendStringInfoString(buf, feldera ? "null" : "9223372036825200");
 				else if (TIMESTAMP_IS_NOBEGIN(ts))
 					appendStringInfoString(buf, feldera ? "null" : "-9223372036832400");
+				else if (feldera && epoch_millis(ts) > FELDERA_MAX_MILLIS)
+					appendStringInfoString(buf, "null");
 				else
 					appendStringInfo(buf, INT64_FORMAT, epoch_millis(ts));
 			}
@@ -716,7 +732,10 @@ append_scalar(StringInfo buf, DebeziumEncoding enc, const char *text,
 				}
 				if (feldera)
 				{
-					appendStringInfo(buf, INT64_FORMAT, epoch_millis(ts));
+					if (epoch_millis(ts) > FELDERA_MAX_MILLIS)
+						appendStringInfoString(buf, "null");
+					else
+						appendStringInfo(buf, INT64_FORMAT, epoch_millis(ts));
 					break;
 				}
 				/* a NULL time zone asks timestamp2tm for UTC */
@@ -725,8 +744,11 @@ append_scalar(StringInfo buf, DebeziumEncoding enc, const char *text,
 							(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
 							 errmsg("timestamp out of range: \"%s\"", text)));
 
-				/* ISO years: 1 BC is year 0; beyond 9999 a sign */
-				year = tm.tm_year > 0 ? tm.tm_year : tm.tm_year + 1;
+				/*
+				 * tm_year counts astronomically (1 BC is year 0), as ISO 8601
+				 * and Java do; years beyond 9999 take a sign
+				 */
+				year = tm.tm_year;
 				if (year > 9999)
 					appendStringInfo(buf, "\"+%d", year);
 				else if (year < 0)
@@ -748,9 +770,27 @@ append_scalar(StringInfo buf, DebeziumEncoding enc, const char *text,
 																	   ObjectIdGetDatum(InvalidOid),
 																	   Int32GetDatum(-1)));
 
-				appendStringInfo(buf, INT64_FORMAT,
-								 iv->time + (int64) iv->day * USECS_PER_DAY +
-								 (int64) iv->month * DEBEZIUM_USECS_PER_MONTH);
+				int64		days_usecs;
+				int64		months_usecs;
+				int64		result;
+
+				/*
+				 * Debezium computes in double and casts to long, which
+				 * saturates: so do we, exactly, where the sum overflows.
+				 */
+				if (pg_mul_s64_overflow((int64) iv->day, USECS_PER_DAY, &days_usecs) ||
+					pg_mul_s64_overflow((int64) iv->month, DEBEZIUM_USECS_PER_MONTH,
+										&months_usecs) ||
+					pg_add_s64_overflow(iv->time, days_usecs, &result) ||
+					pg_add_s64_overflow(result, months_usecs, &result))
+				{
+					double		approx = (double) iv->time +
+						(double) iv->day * USECS_PER_DAY +
+						(double) iv->month * DEBEZIUM_USECS_PER_MONTH;
+
+					result = approx < 0 ? PG_INT64_MIN : PG_INT64_MAX;
+				}
+				appendStringInfo(buf, INT64_FORMAT, result);
 			}
 			break;
 	}

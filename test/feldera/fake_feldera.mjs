@@ -814,7 +814,8 @@ class RowError extends Error {
 }
 
 // Deserializes one row.  mode: 'insert' (full row), 'delete' (full row without a
-// primary key; key columns with one), 'update' (key columns plus changed columns).
+// primary key; with one, only the key columns are read), 'update' (key columns plus
+// changed columns).
 // Mirrors deserialize_table_record: keys matched case-insensitively, exact case for
 // quoted columns, unknown keys ignored (reported in `ignored`), field errors in key
 // order, then missing NOT NULL columns in column order.
@@ -829,6 +830,11 @@ function decodeRow(v, table, cfg, mode, ignored) {
   for (const [k, x] of v.entries) {
     const col = table.byLower.get(k.toLowerCase());
     if (!col) { ignored.add(k); continue; }
+    // A delete from a table with a primary key deserializes the key struct only
+    // (<table>_key; DeMapStream::delete in feldera
+    // crates/adapters/src/static_compile/deinput.rs): the other columns are
+    // skipped unread, whatever their value, case or repetition.
+    if (mode === 'delete' && table.pk.length && !table.pk.includes(col)) continue;
     if (col.quoted && k !== col.name)
       throw new RowError(`incorrect case-sensitive field name: expected: ${col.name}, found: ${k}`);
     if (given.has(col)) throw new RowError(`fake-strict: duplicate field \`${k}\` (Feldera keeps the last one)`, k);

@@ -383,6 +383,17 @@ async function testInsertDelete() {
   eq('null in a NOT NULL column -> 400', r.status, 400);
   r = await ingress('%22MixedCase%22', nd({ delete: { id: 1 } }));
   eq('PK table: delete with only the key columns', [r.status, (await rows('%22MixedCase%22')).length], [200, 0]);
+  await ingress('%22MixedCase%22', nd({ insert: { id: 3, must: 'y' } }, { insert: { id: 4, must: 'z' } }));
+  r = await ingress('%22MixedCase%22', nd({ delete: { id: 3, must: null } }, { delete: { id: 4, must: 5, MUST: [1], zz: 0 } }));
+  eq('PK table: a delete reads only the key (null, bad type, repeated non-key columns skipped)',
+    [r.status, (await rows('%22MixedCase%22')).length, (await lastLog()).ignored_keys], [200, 0, ['zz']]);
+  await ingress('%22MixedCase%22', nd({ insert: { id: 5, must: 'w' } }));
+  r = await ingress('%22MixedCase%22', nd({ delete: { ID: 5, must: null } }));
+  eq('... and the key is read (unquoted key column: any case)', [r.status, (await rows('%22MixedCase%22')).length], [200, 0]);
+  r = await ingress('%22MixedCase%22', nd({ delete: { must: 'w' } }));
+  check('... and required', r.status === 400 && /missing field `id`/.test(r.json.message), r.json.message);
+  r = await ingress('events', nd({ delete: { k: 1, v: 5 } }));
+  check('no PK: a delete reads every column', r.status === 400 && /field 'v'/.test(r.json.message), r.json.message);
 }
 
 async function testRawAndDebezium() {
