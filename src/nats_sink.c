@@ -111,8 +111,16 @@ typedef struct PgsNatsSink
 	int			span_head;
 	int			span_count;
 	int			inflight;		/* messages not yet acknowledged */
+	bool		room_wanted;	/* main thread waits for inflight to drop */
 	bool		failed;
 	char		error[256];
+
+	/* Pg-Schema and Pg-Table of the last relation, escaped once */
+	char	   *hdr_nspname;	/* raw names they were made from */
+	char	   *hdr_relname;
+	StringInfoData hdr_schema;
+	StringInfoData hdr_table;
+	MemoryContext cxt;			/* lives as long as the sink */
 } PgsNatsSink;
 
 static bool nats_opened = false;
@@ -187,6 +195,7 @@ on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
 	XLogRecPtr	txn_lsn;
 	int			seq;
 	bool		is_relation;
+	bool		wake = false;
 
 	(void) js;
 	if (natsMsgHeader_Get(msg, "Nats-Msg-Id", &id) != NATS_OK ||
@@ -205,7 +214,14 @@ on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
 		if (pa != NULL && (span != NULL || seq < 0))
 		{
 			if (span != NULL)
+			{
 				span->nacked++;
+				/* a finished transaction lets the slot move on */
+				if (span->closed && span->nacked == span->nmsgs)
+					wake = true;
+			}
+			else
+				wake = true;
 		}
 		else if (!sink->failed)
 		{
@@ -221,12 +237,26 @@ on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
 						 "acknowledgement for unknown message %s", id);
 		}
 		sink->inflight--;
+
+		/*
+		 * A main thread waiting for room is woken once half the window is
+		 * free, not for every acknowledgement: one wake-up per message
+		 * costs more than the publish itself.
+		 */
+		if (sink->room_wanted && sink->inflight <= pgs_nats_max_pending / 2)
+		{
+			sink->room_wanted = false;
+			wake = true;
+		}
+		if (sink->failed)
+			wake = true;
 	}
 	pthread_mutex_unlock(&sink->mu);
 	natsMsg_Destroy(msg);
 
 	/* async-signal-safe, and process-directed: wakes the main thread */
-	SetLatch(MyLatch);
+	if (wake)
+		SetLatch(MyLatch);
 }
 
 /* ---------------------------------------------------------------- */
@@ -760,6 +790,7 @@ wait_for_room(PgsNatsSink *sink)
 		pthread_mutex_lock(&sink->mu);
 		room = sink->inflight < pgs_nats_max_pending &&
 			sink->span_count < sink->span_cap - 1;
+		sink->room_wanted = !room;
 		pthread_mutex_unlock(&sink->mu);
 		if (room)
 			return;
@@ -874,6 +905,41 @@ publish_chained(PgsNatsSink *sink, natsMsg *msg, const char *id,
 	sink->unflushed = true;
 }
 
+/*
+ * Escape rel's schema and table names for the Pg-Schema and Pg-Table
+ * headers (plain ASCII, like subject tokens), unless the last relation
+ * had the same names: a transaction's changes mostly touch one table.
+ */
+static void
+set_relation_headers(PgsNatsSink *sink, const PgsRelation *rel)
+{
+	MemoryContext old;
+
+	if (sink->hdr_nspname != NULL &&
+		strcmp(sink->hdr_nspname, rel->nspname) == 0 &&
+		strcmp(sink->hdr_relname, rel->relname) == 0)
+		return;
+
+	old = MemoryContextSwitchTo(sink->cxt);
+	if (sink->hdr_nspname == NULL)
+	{
+		initStringInfo(&sink->hdr_schema);
+		initStringInfo(&sink->hdr_table);
+	}
+	else
+	{
+		pfree(sink->hdr_nspname);
+		pfree(sink->hdr_relname);
+	}
+	sink->hdr_nspname = pstrdup(rel->nspname);
+	sink->hdr_relname = pstrdup(rel->relname);
+	resetStringInfo(&sink->hdr_schema);
+	pgs_subject_append_token(&sink->hdr_schema, rel->nspname);
+	resetStringInfo(&sink->hdr_table);
+	pgs_subject_append_token(&sink->hdr_table, rel->relname);
+	MemoryContextSwitchTo(old);
+}
+
 static void
 nats_send(PgsSink *base, const PgsOutput *out)
 {
@@ -895,19 +961,16 @@ nats_send(PgsSink *base, const PgsOutput *out)
 		report_nats_error("could not create NATS message", s);
 	PG_TRY();
 	{
-		StringInfoData value;
+		char		value[32];
 
-		initStringInfo(&value);
-		appendStringInfo(&value, "%X/%X", LSN_FORMAT_ARGS(ev->lsn));
-		set_header(msg, "Pg-Lsn", value.data);
-		resetStringInfo(&value);
-		appendStringInfo(&value, "%X/%X", LSN_FORMAT_ARGS(txn_lsn));
-		set_header(msg, "Pg-Commit-Lsn", value.data);
+		snprintf(value, sizeof(value), "%X/%X", LSN_FORMAT_ARGS(ev->lsn));
+		set_header(msg, "Pg-Lsn", value);
+		snprintf(value, sizeof(value), "%X/%X", LSN_FORMAT_ARGS(txn_lsn));
+		set_header(msg, "Pg-Commit-Lsn", value);
 		if (TransactionIdIsValid(ev->xid))
 		{
-			resetStringInfo(&value);
-			appendStringInfo(&value, "%u", ev->xid);
-			set_header(msg, "Pg-Xid", value.data);
+			snprintf(value, sizeof(value), "%u", ev->xid);
+			set_header(msg, "Pg-Xid", value);
 		}
 		if (!standalone && ev->commit_time != 0)
 		{
@@ -922,17 +985,12 @@ nats_send(PgsSink *base, const PgsOutput *out)
 		}
 		if (ev->rel != NULL)
 		{
-			/* escaped like subject tokens: header values must be plain ASCII */
-			resetStringInfo(&value);
-			pgs_subject_append_token(&value, ev->rel->nspname);
-			set_header(msg, "Pg-Schema", value.data);
-			resetStringInfo(&value);
-			pgs_subject_append_token(&value, ev->rel->relname);
-			set_header(msg, "Pg-Table", value.data);
+			set_relation_headers(sink, ev->rel);
+			set_header(msg, "Pg-Schema", sink->hdr_schema.data);
+			set_header(msg, "Pg-Table", sink->hdr_table.data);
 		}
 		set_header(msg, "Pg-Operation", pgs_event_kind_name(ev->kind));
 		set_header(msg, "Pg-System-Id", sink->system_id);
-		pfree(value.data);
 	}
 	PG_CATCH();
 	{
@@ -1090,6 +1148,7 @@ pgs_sink_nats_create(const PgsStreamConfig *config)
 
 	sink->base.name = "nats";
 	sink->base.config = config;
+	sink->cxt = CurrentMemoryContext;
 	sink->base.uses_payload = true;
 	sink->base.target_index = 1;
 	sink->base.send = nats_send;
