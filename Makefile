@@ -9,6 +9,7 @@ OBJS = \
 	src/worker.o \
 	src/decoder.o \
 	src/proto.o \
+	src/snapshot.o \
 	src/filter.o \
 	src/format.o \
 	src/format_json.o \
@@ -35,7 +36,7 @@ PG_CPPFLAGS = -I$(srcdir)/src -isystem $(includedir_server)
 PG_CFLAGS = -Wall -Wextra
 
 # Regression tests (pg_regress) run on a private, preloaded instance
-REGRESS = create_extension api errors format_json format_types format_text format_debezium filters peek pgtap_privileges
+REGRESS = create_extension api errors format_json format_types format_text format_debezium filters hostile peek pgtap_privileges
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf --temp-instance=tmp_check_regress \
 	--inputdir=$(srcdir) --outputdir=$(CURDIR)/results_dir
 NO_INSTALLCHECK =

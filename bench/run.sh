@@ -67,7 +67,7 @@ elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.6f", b - a }'; }
 
 pgs_require_root
 pgs_check_tools
-for t in "$PGS_PGBIN/pgbench" node curl jq awk; do
+for t in "$PGS_PGBIN/pgbench" node curl jq awk gcc; do
 	command -v "$t" >/dev/null 2>&1 || pgs_die "missing $t"
 done
 [[ -f $("$PGS_PG_CONFIG" --pkglibdir)/pgoutput_stream.so ]] ||
@@ -80,6 +80,10 @@ fi
 work=$(mktemp -d /tmp/pgs-bench.XXXXXX)
 chmod 755 "$work"
 chown postgres: "$work"
+
+# JetStream's own ceiling: a small C program publishing with cnats
+gcc -O2 -Wall -Wextra -o "$work/js_ceiling" "$BENCH_DIR/js_ceiling.c" -lnats ||
+	pgs_die "could not build bench/js_ceiling.c"
 
 # ---------------------------------------------------------------- nats-server
 nats_port=$(pgs_free_port 24222)
@@ -166,7 +170,8 @@ wait_js_count BULK $((base + events)) 240 || pgs_die "JetStream did not receive 
 t2=$(now)
 dt=$(elapsed "$t1" "$t2")
 pgs_log "delivered $events events in $dt s after the commit"
-figure bulk_events_per_s "$(awk -v n="$events" -v t="$dt" 'BEGIN { printf "%.0f", n / t }')" events/s
+bulk_rate=$(awk -v n="$events" -v t="$dt" 'BEGIN { printf "%.0f", n / t }')
+figure bulk_events_per_s "$bulk_rate" events/s
 
 t0=$(now)
 n=$(sql "SELECT count(*) FROM pg_logical_slot_get_binary_changes('ceiling', NULL, NULL, 'proto_version', '1', 'publication_names', 'p')")
@@ -175,6 +180,16 @@ sql "SELECT pg_drop_replication_slot('ceiling')" >/dev/null
 dt=$(elapsed "$t0" "$t1")
 pgs_log "decoded $n pgoutput messages ($BULK_ROWS rows) in $dt s"
 figure decode_ceiling_rows_per_s "$(awk -v n="$BULK_ROWS" -v t="$dt" 'BEGIN { printf "%.0f", n / t }')" rows/s
+
+# The same number of 250-byte messages, published asynchronously with
+# message ids by cnats alone; once with pgoutput_stream's eight Pg-* headers
+# too, to show what they cost.
+js_add CEIL ceil
+ceiling=$("$work/js_ceiling" "$nats_url" CEIL ceil "$BULK_ROWS" 250 0)
+figure jetstream_ceiling_msgs_per_s "$ceiling" msgs/s
+ceiling_hdr=$("$work/js_ceiling" "$nats_url" CEIL ceil "$BULK_ROWS" 250 1)
+figure jetstream_ceiling_with_headers_msgs_per_s "$ceiling_hdr" msgs/s
+figure bulk_vs_jetstream_ceiling_pct "$(awk -v a="$bulk_rate" -v c="$ceiling" 'BEGIN { printf "%.1f", a / c * 100 }')" %
 
 # ===================================================================== memory
 pgs_banner "memory: one transaction of $MEM_ROWS rows"
@@ -194,7 +209,9 @@ pgs_log "delivered in $(elapsed "$t1" "$t2") s after the commit"
 hwm_kb=$(awk '/VmHWM/ { print $2 }' "/proc/$wpid/status")
 pgs_log "worker memory after delivery: $(grep -E '^(VmHWM|VmRSS|RssAnon|RssFile|RssShmem)' "/proc/$wpid/status" | tr -s ' \t\n' ' ')"
 figure worker_peak_rss_mb "$(awk -v k="$hwm_kb" 'BEGIN { printf "%.1f", k / 1024 }')" MB
-figure logical_decoding_work_mem_mb "$(sql "SELECT setting::bigint / 1024 FROM pg_settings WHERE name = 'logical_decoding_work_mem'")" MB
+ldwm_mb=$(sql "SELECT setting::bigint / 1024 FROM pg_settings WHERE name = 'logical_decoding_work_mem'")
+figure logical_decoding_work_mem_mb "$ldwm_mb" MB
+figure worker_peak_rss_over_ldwm_mb "$(awk -v k="$hwm_kb" -v l="$ldwm_mb" 'BEGIN { printf "%.1f", k / 1024 - l }')" MB
 sql "SELECT pgoutput_stream.drop_stream('bulk')" >/dev/null
 sql "DROP TABLE bench"
 sql "CHECKPOINT"

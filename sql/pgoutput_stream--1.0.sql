@@ -13,7 +13,10 @@ CREATE TABLE pgoutput_stream.streams (
 	format text NOT NULL,
 	options jsonb NOT NULL DEFAULT '{}',
 	enabled boolean NOT NULL,
-	created_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	-- initial snapshot: none asked, pending (not delivered yet), done
+	snapshot text NOT NULL DEFAULT 'none'
+		CHECK (snapshot IN ('none', 'pending', 'done'))
 );
 COMMENT ON TABLE pgoutput_stream.streams IS
 	'Streams of this database; change them with the pgoutput_stream functions';
@@ -26,12 +29,13 @@ CREATE FUNCTION pgoutput_stream.create_stream(
 	targets text[] DEFAULT '{log}',
 	format text DEFAULT 'json',
 	options jsonb DEFAULT '{}',
-	start boolean DEFAULT true)
+	start boolean DEFAULT true,
+	snapshot boolean DEFAULT false)
 RETURNS void
 LANGUAGE c VOLATILE
 AS 'MODULE_PATHNAME', 'pgoutput_stream_create_stream';
-COMMENT ON FUNCTION pgoutput_stream.create_stream(text, text, text, text[], text, jsonb, boolean) IS
-	'Create a stream and its replication slot, and start it unless start is false';
+COMMENT ON FUNCTION pgoutput_stream.create_stream(text, text, text, text[], text, jsonb, boolean, boolean) IS
+	'Create a stream and its replication slot, and start it unless start is false; with snapshot, the worker creates the slot and first sends the existing rows';
 
 CREATE FUNCTION pgoutput_stream.start_stream(name text)
 RETURNS void
@@ -97,7 +101,10 @@ CREATE FUNCTION pgoutput_stream.worker_status(
 	OUT retries bigint,
 	OUT target_counters jsonb,
 	OUT retained_wal bigint,
-	OUT wal_warning boolean)
+	OUT wal_warning boolean,
+	OUT snapshot_tables_total integer,
+	OUT snapshot_tables_done integer,
+	OUT snapshot_rows bigint)
 RETURNS SETOF record
 LANGUAGE c VOLATILE
 AS 'MODULE_PATHNAME', 'pgoutput_stream_worker_status';
@@ -150,7 +157,11 @@ SELECT s.name,
 		t.threshold_mb > 0 AND
 		pg_catalog.pg_wal_lsn_diff(wal.lsn, r.restart_lsn) > t.threshold_mb * 1048576,
 		false) AS wal_warning,
-	s.enabled
+	s.enabled,
+	s.snapshot,
+	w.snapshot_tables_done,
+	w.snapshot_tables_total,
+	w.snapshot_rows
 FROM pgoutput_stream.streams s
 	-- the current end of WAL, for lag and retained WAL
 	CROSS JOIN (SELECT CASE WHEN pg_catalog.pg_is_in_recovery()

@@ -19,9 +19,10 @@ SELECT columns_are('pgoutput_stream', 'stream_status', ARRAY[
 	'lag_bytes', 'lag_time', 'confirmed_commit_time', 'transactions', 'events',
 	'bytes', 'target_counters', 'in_flight', 'last_ack_at', 'retries',
 	'last_error', 'last_error_at', 'started_at', 'wal_status', 'safe_wal_size',
-	'retained_wal', 'wal_warning', 'enabled']);
+	'retained_wal', 'wal_warning', 'enabled', 'snapshot', 'snapshot_tables_done',
+	'snapshot_tables_total', 'snapshot_rows']);
 SELECT has_function('pgoutput_stream', 'create_stream',
-	ARRAY['text', 'text', 'text', 'text[]', 'text', 'jsonb', 'boolean']);
+	ARRAY['text', 'text', 'text', 'text[]', 'text', 'jsonb', 'boolean', 'boolean']);
 SELECT has_function('pgoutput_stream', 'start_stream', ARRAY['text']);
 SELECT has_function('pgoutput_stream', 'stop_stream', ARRAY['text']);
 SELECT has_function('pgoutput_stream', 'alter_stream', ARRAY['text', 'text[]', 'text', 'jsonb']);
@@ -34,7 +35,7 @@ SELECT schema_privs_are('pgoutput_stream', 'public', ARRAY[]::text[]);
 SELECT table_privs_are('pgoutput_stream', 'streams', 'public', ARRAY[]::text[]);
 SELECT table_privs_are('pgoutput_stream', 'stream_status', 'public', ARRAY[]::text[]);
 SELECT function_privs_are('pgoutput_stream', 'create_stream',
-	ARRAY['text', 'text', 'text', 'text[]', 'text', 'jsonb', 'boolean'], 'public', ARRAY[]::text[]);
+	ARRAY['text', 'text', 'text', 'text[]', 'text', 'jsonb', 'boolean', 'boolean'], 'public', ARRAY[]::text[]);
 SELECT function_privs_are('pgoutput_stream', 'drop_stream', ARRAY['text', 'boolean'], 'public', ARRAY[]::text[]);
 SELECT function_privs_are('pgoutput_stream', 'peek', ARRAY['text', 'integer'], 'public', ARRAY[]::text[]);
 SELECT function_privs_are('pgoutput_stream', 'worker_status', ARRAY[]::text[], 'public', ARRAY[]::text[]);

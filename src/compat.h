@@ -50,6 +50,21 @@ pgs_slot_acquire(const char *name)
 }
 
 /*
+ * Create and acquire a logical slot of this database that is dropped on
+ * release or at restart until ReplicationSlotPersist(); 17 added the
+ * failover and synced flags.
+ */
+static inline void
+pgs_slot_create_ephemeral(const char *name)
+{
+#if PG_VERSION_NUM >= 170000
+	ReplicationSlotCreate(name, true, RS_EPHEMERAL, false, false, false);
+#else
+	ReplicationSlotCreate(name, true, RS_EPHEMERAL, false);
+#endif
+}
+
+/*
  * Whether the acquired slot was invalidated (its WAL removed).  14 and 15
  * mark that by clearing restart_lsn; 16 added an explicit reason.
  */

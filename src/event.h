@@ -63,7 +63,9 @@ typedef struct PgsRelation
  *			was passed on either: formats write nothing, but targets still
  *			see the commit to move the slot on)
  * RELATION: rel
- * INSERT:	rel, newtup
+ * INSERT:	rel, newtup, snapshot (a row of the stream's initial snapshot,
+ *			not a change: its "transaction" is the snapshot, with the slot's
+ *			start as commit LSN and no xid)
  * UPDATE:	rel, newtup, oldtup (NULL when pgoutput sent no old tuple),
  *			old_is_key (old tuple is key-only: 'K' rather than 'O')
  * DELETE:	rel, oldtup, old_is_key
@@ -87,6 +89,7 @@ typedef struct PgsEvent
 	bool		txn_empty;
 
 	PgsRelation *rel;
+	bool		snapshot;
 	LogicalRepTupleData *oldtup;
 	LogicalRepTupleData *newtup;
 	bool		old_is_key;

@@ -147,7 +147,10 @@ pgs_render_debezium(StringInfo buf, const PgsFormatOptions *opts,
 					const PgsEvent *ev)
 {
 	PgsDebeziumState *state = debezium_state(opts);
-	bool		tx_events = transaction_events_on(opts);
+
+	/* the initial snapshot is no transaction to Debezium: no metadata */
+	bool		tx_events = transaction_events_on(opts) &&
+		TransactionIdIsValid(ev->xid);
 	const char *op;
 	int			i;
 
@@ -192,7 +195,8 @@ pgs_render_debezium(StringInfo buf, const PgsFormatOptions *opts,
 			return false;
 
 		case PGS_EVENT_INSERT:
-			op = "c";
+			/* Debezium's snapshot reads are "r" */
+			op = ev->snapshot ? "r" : "c";
 			break;
 		case PGS_EVENT_UPDATE:
 			op = "u";
@@ -362,8 +366,8 @@ append_source(StringInfo buf, const PgsFormatOptions *opts,
 
 	appendStringInfoString(buf, "{\"version\":\"" DEBEZIUM_SOURCE_VERSION "\",\"connector\":\"postgresql\",\"name\":");
 	escape_json(buf, opts->stream_name ? opts->stream_name : "");
-	appendStringInfo(buf, ",\"ts_ms\":" INT64_FORMAT ",\"snapshot\":\"false\",\"db\":",
-					 commit_usecs / 1000);
+	appendStringInfo(buf, ",\"ts_ms\":" INT64_FORMAT ",\"snapshot\":\"%s\",\"db\":",
+					 commit_usecs / 1000, ev->snapshot ? "true" : "false");
 	escape_json(buf, opts->database ? opts->database : "");
 
 	/* a JSON array in a string: last commit LSN, this event's LSN */

@@ -185,6 +185,9 @@ render_json_event(StringInfo buf, const PgsFormatOptions *opts,
 
 		case PGS_EVENT_INSERT:
 			json_append_rel_head(buf, "Insert", ev->rel);
+			/* a row of the initial snapshot, not a change */
+			if (ev->snapshot)
+				appendStringInfoString(buf, ",\"snapshot\":true");
 			appendStringInfoString(buf, ",\"new_tuple\":");
 			json_append_tuple(buf, opts, ev->rel, ev->newtup, false,
 							  NULL, false, "unchanged_toast");
@@ -890,7 +893,8 @@ pgs_render_text(StringInfo buf,
 			break;
 
 		case PGS_EVENT_INSERT:
-			appendStringInfo(buf, "INSERT into %s.%s (ID: %u)",
+			appendStringInfo(buf, "%s into %s.%s (ID: %u)",
+							 ev->snapshot ? "INSERT (snapshot)" : "INSERT",
 							 rel->nspname, rel->relname, rel->relid);
 			text_append_tuple(buf, "New values", rel, ev->newtup, false,
 							  NULL, false);

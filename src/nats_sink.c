@@ -261,6 +261,56 @@ on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
 
 /* ---------------------------------------------------------------- */
 
+/*
+ * The server URLs as messages show them: the user information of each URL
+ * ("user:password@", "token@") is replaced by "***@", so that credentials
+ * in pgoutput_stream.nats_url (a superuser-only setting) reach neither the
+ * log nor stream_status, which monitoring roles read.
+ */
+static char *
+shown_urls(const char *urls)
+{
+	StringInfoData buf;
+	const char *p = urls;
+
+	initStringInfo(&buf);
+	for (;;)
+	{
+		const char *end = strchr(p, ',');
+		int			len = end ? (int) (end - p) : (int) strlen(p);
+		const char *host = p;
+		const char *at = NULL;
+		const char *c;
+
+		for (c = p; c + 2 < p + len; c++)
+		{
+			if (c[0] == ':' && c[1] == '/' && c[2] == '/')
+			{
+				host = c + 3;
+				break;
+			}
+		}
+		for (c = host; c < p + len; c++)
+		{
+			if (*c == '@')
+				at = c;
+		}
+		if (at != NULL)
+		{
+			appendBinaryStringInfo(&buf, p, host - p);
+			appendStringInfoString(&buf, "***");
+			appendBinaryStringInfo(&buf, at, p + len - at);
+		}
+		else
+			appendBinaryStringInfo(&buf, p, len);
+		if (end == NULL)
+			break;
+		appendStringInfoChar(&buf, ',');
+		p = end + 1;
+	}
+	return buf.data;
+}
+
 static void
 report_nats_error(const char *what, natsStatus s)
 {
@@ -625,7 +675,7 @@ try_connect(PgsNatsSink *sink, const PgsStreamConfig *config, char **reason)
 			s = natsConnection_Connect(&sink->conn, sink->opts);
 			if (s != NATS_OK)
 				*reason = psprintf("could not connect to NATS at %s: %s",
-								   sink->url, nats_error_text(s));
+								   shown_urls(sink->url), nats_error_text(s));
 		}
 		if (s == NATS_OK)
 		{
@@ -720,7 +770,7 @@ check_connection(PgsNatsSink *sink)
 	if (!connected && !sink->disconnected)
 	{
 		pgs_worker_report_waiting(psprintf("connection to NATS at %s lost; reconnecting",
-										   sink->url));
+										   shown_urls(sink->url)));
 		sink->disconnected = true;
 	}
 	else if (connected && sink->disconnected)
@@ -990,6 +1040,8 @@ nats_send(PgsSink *base, const PgsOutput *out)
 			set_header(msg, "Pg-Table", sink->hdr_table.data);
 		}
 		set_header(msg, "Pg-Operation", pgs_event_kind_name(ev->kind));
+		if (ev->snapshot)
+			set_header(msg, "Pg-Snapshot", "true");
 		set_header(msg, "Pg-System-Id", sink->system_id);
 	}
 	PG_CATCH();
@@ -1189,7 +1241,8 @@ pgs_sink_nats_create(const PgsStreamConfig *config)
 	}
 	if (waited)
 		ereport(LOG,
-				(errmsg("stream \"%s\" connected to NATS at %s", config->name, sink->url)));
+				(errmsg("stream \"%s\" connected to NATS at %s", config->name,
+						shown_urls(sink->url))));
 	pgs_worker_report_streaming();
 	return &sink->base;
 }

@@ -137,6 +137,11 @@ pgoutput_stream_peek(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("stream \"%s\" does not exist", name)));
+	if (state.config->snapshot_pending)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("stream \"%s\" has not sent its initial snapshot yet", name),
+				 errdetail("Its replication slot is created when its worker takes the snapshot.")));
 	initStringInfo(&state.subject);
 	initStringInfo(&state.payload);
 	MemoryContextSwitchTo(old);

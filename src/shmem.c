@@ -18,6 +18,7 @@
  */
 #include "postgres.h"
 
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/proc.h"
@@ -201,6 +202,9 @@ pgs_shmem_claim(Oid dboid, int32 stream_id, const char *name, bool *busy,
 	entry->inflight = 0;
 	entry->retained_wal = 0;
 	entry->wal_warning = false;
+	entry->snapshot_tables_total = 0;
+	entry->snapshot_tables_done = 0;
+	entry->snapshot_rows = 0;
 	entry->started_at = GetCurrentTimestamp();
 	SpinLockRelease(&entry->mutex);
 	pg_atomic_fetch_add_u32(&pgs_shared->running, 1);
@@ -305,20 +309,44 @@ pgs_shmem_set_state(PgsStreamSlot *entry, PgsStreamState state)
 	/* a stop request wins over progress reports */
 	if (!(entry->stop_requested &&
 		  (state == PGS_STATE_STREAMING || state == PGS_STATE_WAITING ||
-		   state == PGS_STATE_CATCHING_UP)))
+		   state == PGS_STATE_CATCHING_UP || state == PGS_STATE_SNAPSHOT)))
 		entry->state = state;
 	if (state != PGS_STATE_WAITING)
 		entry->wait_reason[0] = '\0';
 	SpinLockRelease(&entry->mutex);
 }
 
+/*
+ * The length of message that fits a PGS_ERROR_LEN buffer, cut at a
+ * character boundary: a text cut inside a multibyte character would be
+ * invalid in the database encoding, and so would stream_status.
+ */
+static int
+error_len(const char *message)
+{
+	int			len = strlen(message);
+
+	if (len < PGS_ERROR_LEN)
+		return len;
+	return pg_mbcliplen(message, len, PGS_ERROR_LEN - 1);
+}
+
+/* Copy the first len bytes of message (see error_len) into buf */
+static void
+copy_error(char *buf, const char *message, int len)
+{
+	memcpy(buf, message, len);
+	buf[len] = '\0';
+}
+
 void
 pgs_shmem_set_error(PgsStreamSlot *entry, const char *message)
 {
 	TimestampTz now = GetCurrentTimestamp();
+	int			len = error_len(message);
 
 	SpinLockAcquire(&entry->mutex);
-	strlcpy(entry->last_error, message, PGS_ERROR_LEN);
+	copy_error(entry->last_error, message, len);
 	entry->last_error_at = now;
 	SpinLockRelease(&entry->mutex);
 }
@@ -328,11 +356,12 @@ void
 pgs_shmem_set_waiting(PgsStreamSlot *entry, const char *reason)
 {
 	TimestampTz now = GetCurrentTimestamp();
+	int			len = error_len(reason);
 
 	SpinLockAcquire(&entry->mutex);
-	strlcpy(entry->last_error, reason, PGS_ERROR_LEN);
+	copy_error(entry->last_error, reason, len);
 	entry->last_error_at = now;
-	strlcpy(entry->wait_reason, reason, PGS_ERROR_LEN);
+	copy_error(entry->wait_reason, reason, len);
 	if (!entry->stop_requested)
 		entry->state = PGS_STATE_WAITING;
 	entry->retries++;
@@ -360,6 +389,8 @@ pgs_state_name(PgsStreamState state)
 			return "restarting";
 		case PGS_STATE_FAILED:
 			return "failed";
+		case PGS_STATE_SNAPSHOT:
+			return "snapshot";
 	}
 	return "unknown";
 }

@@ -35,7 +35,8 @@ typedef enum PgsStreamState
 	PGS_STATE_CATCHING_UP,		/* decoding a backlog of WAL */
 	PGS_STATE_STOPPING,			/* stop requested, worker still running */
 	PGS_STATE_RESTARTING,		/* worker ended with an error, will restart */
-	PGS_STATE_FAILED			/* cannot continue without operator action */
+	PGS_STATE_FAILED,			/* cannot continue without operator action */
+	PGS_STATE_SNAPSHOT			/* sending the initial snapshot */
 } PgsStreamState;
 
 /*
@@ -79,6 +80,9 @@ typedef struct PgsStreamSlot
 												 * lines per target */
 	uint64		retained_wal;	/* bytes of WAL the slot keeps */
 	bool		wal_warning;	/* retained_wal above the threshold */
+	int			snapshot_tables_total;	/* initial snapshot progress */
+	int			snapshot_tables_done;
+	uint64		snapshot_rows;
 } PgsStreamSlot;
 
 typedef struct PgsSharedState

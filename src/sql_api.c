@@ -356,7 +356,12 @@ check_existing_slot(ReplicationSlot *slot, const char *slot_name)
 }
 
 /*
- * create_stream(name, publication, slot, targets, format, options, start)
+ * create_stream(name, publication, slot, targets, format, options, start,
+ *				 snapshot)
+ *
+ * With snapshot, the slot is not created here: the worker creates it and
+ * uses the snapshot built with it to send the existing rows first (see
+ * snapshot.c).  A snapshot can only come from a new slot.
  */
 Datum
 pgoutput_stream_create_stream(PG_FUNCTION_ARGS)
@@ -368,6 +373,7 @@ pgoutput_stream_create_stream(PG_FUNCTION_ARGS)
 	PgsStreamConfig config;
 	Jsonb	   *options;
 	bool		start;
+	bool		snapshot;
 	ReplicationSlot *slot;
 	int32		stream_id;
 
@@ -391,6 +397,11 @@ pgoutput_stream_create_stream(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("start must not be null")));
 	start = PG_GETARG_BOOL(6);
+	if (PG_ARGISNULL(7))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("snapshot must not be null")));
+	snapshot = PG_GETARG_BOOL(7);
 
 	/* everything that can be checked is checked before the slot exists */
 	if (GetTopTransactionIdIfAny() != InvalidTransactionId)
@@ -432,9 +443,15 @@ pgoutput_stream_create_stream(PG_FUNCTION_ARGS)
 	LWLockAcquire(ReplicationSlotControlLock, LW_SHARED);
 	slot = SearchNamedReplicationSlot(slot_name, false);
 	LWLockRelease(ReplicationSlotControlLock);
-	if (slot != NULL)
+	if (slot != NULL && snapshot)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("replication slot \"%s\" already exists", slot_name),
+				 errdetail("A stream with an initial snapshot needs a new replication slot: the snapshot is taken where the slot starts."),
+				 errhint("Drop the slot, or give the stream another slot name.")));
+	else if (slot != NULL)
 		check_existing_slot(slot, slot_name);
-	else
+	else if (!snapshot)
 	{
 		Oid			types[1] = {TEXTOID};
 		Datum		values[1] = {CStringGetTextDatum(slot_name)};
@@ -446,8 +463,8 @@ pgoutput_stream_create_stream(PG_FUNCTION_ARGS)
 	}
 
 	{
-		Oid			types[7] = {TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTOID, JSONBOID, BOOLOID};
-		Datum		values[7];
+		Oid			types[8] = {TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTOID, JSONBOID, BOOLOID, TEXTOID};
+		Datum		values[8];
 		bool		isnull;
 
 		values[0] = CStringGetTextDatum(name);
@@ -457,10 +474,11 @@ pgoutput_stream_create_stream(PG_FUNCTION_ARGS)
 		values[4] = CStringGetTextDatum(format_name);
 		values[5] = JsonbPGetDatum(options);
 		values[6] = BoolGetDatum(start);
+		values[7] = CStringGetTextDatum(snapshot ? "pending" : "none");
 		spi_run("INSERT INTO pgoutput_stream.streams"
-				" (name, publication, slot_name, targets, format, options, enabled)"
-				" VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-				7, types, values, SPI_OK_INSERT_RETURNING);
+				" (name, publication, slot_name, targets, format, options, enabled, snapshot)"
+				" VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+				8, types, values, SPI_OK_INSERT_RETURNING);
 		stream_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
 												SPI_tuptable->tupdesc, 1, &isnull));
 	}
@@ -752,8 +770,8 @@ pgoutput_stream_worker_status(PG_FUNCTION_ARGS)
 	{
 		PgsStreamSlot *entry = &pgs_shared->streams[i];
 		PgsStreamSlot copy;
-		Datum		values[19];
-		bool		nulls[19];
+		Datum		values[22];
+		bool		nulls[22];
 		StringInfoData sent;
 		int			t;
 
@@ -798,6 +816,12 @@ pgoutput_stream_worker_status(PG_FUNCTION_ARGS)
 		values[16] = DirectFunctionCall1(jsonb_in, CStringGetDatum(sent.data));
 		values[17] = Int64GetDatum((int64) copy.retained_wal);
 		values[18] = BoolGetDatum(copy.wal_warning);
+		/* the snapshot's progress, while one is taken or was last taken */
+		values[19] = Int32GetDatum(copy.snapshot_tables_total);
+		values[20] = Int32GetDatum(copy.snapshot_tables_done);
+		values[21] = Int64GetDatum((int64) copy.snapshot_rows);
+		nulls[19] = nulls[20] = nulls[21] = (copy.snapshot_tables_total == 0 &&
+											 copy.snapshot_rows == 0);
 		tuplestore_putvalues(tupstore, tupdesc, values, nulls);
 	}
 	LWLockRelease(pgs_shared->lock);

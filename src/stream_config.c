@@ -621,6 +621,7 @@ config_from_row(HeapTuple tuple, TupleDesc desc)
 	config->fmt.format = pgs_parse_format(SPI_getvalue(tuple, desc, 6));
 	pgs_apply_options(config, DatumGetJsonbP(SPI_getbinval(tuple, desc, 7, &isnull)));
 	config->enabled = DatumGetBool(SPI_getbinval(tuple, desc, 8, &isnull));
+	config->snapshot_pending = strcmp(SPI_getvalue(tuple, desc, 9), "pending") == 0;
 	config->fmt.stream_name = config->name;
 	config->fmt.database = get_database_name(MyDatabaseId);
 	if (config->fmt.format == PGS_FORMAT_DEBEZIUM)
@@ -635,7 +636,7 @@ config_load(const char *where, Oid argtype, Datum arg)
 	MemoryContext caller_cxt = CurrentMemoryContext;
 	char	   *query;
 
-	query = psprintf("SELECT id, name, publication, slot_name, targets, format, options, enabled"
+	query = psprintf("SELECT id, name, publication, slot_name, targets, format, options, enabled, snapshot"
 					 " FROM pgoutput_stream.streams WHERE %s = $1", where);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");

@@ -72,6 +72,7 @@ typedef struct PgsStreamConfig
 	PgsFelderaConfig feldera;
 	int			heartbeat_interval;	/* seconds, 0: no heartbeats */
 	bool		enabled;
+	bool		snapshot_pending;	/* initial snapshot asked, not delivered */
 } PgsStreamConfig;
 
 extern void pgs_validate_stream_name(const char *name);

@@ -57,6 +57,7 @@
 #include "guc.h"
 #include "shmem.h"
 #include "sink.h"
+#include "snapshot.h"
 #include "stream_config.h"
 #include "worker.h"
 
@@ -77,6 +78,7 @@ typedef struct PgsWorkerState
 								 * transaction */
 	bool		needs_payload;	/* a target delivers formatted payloads */
 	bool		waiting;		/* a target reported that it waits */
+	bool		in_snapshot;	/* sending the initial snapshot */
 
 	/* end LSN and commit time of transactions not yet confirmed */
 	MemoryContext unconfirmed_cxt;
@@ -201,6 +203,9 @@ wait_for_starting_transaction(TransactionId xid)
 }
 
 /* Hand one event to every target */
+static void report_counters(void);
+static void wait_delivered(void);
+
 static void
 emit_event(const PgsEvent *ev, void *arg pg_attribute_unused())
 {
@@ -294,6 +299,72 @@ deliverable_position(PgsDecoder *decoder)
 	return result;
 }
 
+/* Publish the counters and the targets' progress to the shared registry */
+static void
+report_counters(void)
+{
+	PgsStreamSlot *entry = worker.entry;
+	uint32		inflight = 0;
+	TimestampTz last_ack = 0;
+	int			i;
+
+	for (i = 0; i < worker.nsinks; i++)
+	{
+		inflight += worker.sinks[i]->inflight;
+		last_ack = Max(last_ack, worker.sinks[i]->last_ack_at);
+	}
+
+	SpinLockAcquire(&entry->mutex);
+	entry->transactions += worker.transactions;
+	entry->events += worker.events;
+	entry->bytes += worker.bytes;
+	entry->inflight = inflight;
+	if (last_ack != 0)
+		entry->last_ack_at = last_ack;
+	/* counters add up over the worker restarts since the server started */
+	for (i = 0; i < worker.nsinks; i++)
+	{
+		PgsSink    *sink = worker.sinks[i];
+
+		entry->target_sent[sink->target_index] += sink->sent - sink->reported;
+		sink->reported = sink->sent;
+	}
+	SpinLockRelease(&entry->mutex);
+	worker.transactions = worker.events = worker.bytes = 0;
+}
+
+/*
+ * Wait until every target acknowledged everything sent (the initial
+ * snapshot).  A stop request ends the worker: the snapshot is taken again
+ * when the stream starts.
+ */
+static void
+wait_delivered(void)
+{
+	for (;;)
+	{
+		bool		idle = true;
+		int			i;
+
+		for (i = 0; i < worker.nsinks; i++)
+		{
+			worker.sinks[i]->poll(worker.sinks[i]);
+			if (!worker.sinks[i]->idle(worker.sinks[i]))
+				idle = false;
+		}
+		report_counters();
+		if (idle)
+			return;
+		if (!pgs_worker_sleep(10))
+		{
+			ereport(LOG,
+					(errmsg("stream \"%s\" stopped before its initial snapshot was delivered",
+							worker.config->name)));
+			proc_exit(0);
+		}
+	}
+}
+
 /* Publish progress to the shared registry */
 static void
 report_progress(PgsDecoder *decoder)
@@ -306,9 +377,6 @@ report_progress(PgsDecoder *decoder)
 	uint64		retained = wal_end > restart_lsn ? wal_end - restart_lsn : 0;
 	bool		warn = pgs_retained_wal_warning > 0 &&
 		retained > (uint64) pgs_retained_wal_warning * 1024 * 1024;
-	uint32		inflight = 0;
-	TimestampTz last_ack = 0;
-	int			i;
 
 	/* the commit time of the newest confirmed transaction: lag in time */
 	while (worker.unconfirmed != NIL)
@@ -321,35 +389,16 @@ report_progress(PgsDecoder *decoder)
 		pfree(commit);
 		worker.unconfirmed = list_delete_first(worker.unconfirmed);
 	}
-	for (i = 0; i < worker.nsinks; i++)
-	{
-		inflight += worker.sinks[i]->inflight;
-		last_ack = Max(last_ack, worker.sinks[i]->last_ack_at);
-	}
+	report_counters();
 
 	SpinLockAcquire(&entry->mutex);
 	entry->decoded_lsn = pgs_decoder_position(decoder);
 	entry->confirmed_lsn = confirmed;
-	entry->transactions += worker.transactions;
-	entry->events += worker.events;
-	entry->bytes += worker.bytes;
 	if (worker.confirmed_commit_time != 0)
 		entry->confirmed_commit_time = worker.confirmed_commit_time;
-	entry->inflight = inflight;
-	if (last_ack != 0)
-		entry->last_ack_at = last_ack;
-	/* counters add up over the worker restarts since the server started */
-	for (i = 0; i < worker.nsinks; i++)
-	{
-		PgsSink    *sink = worker.sinks[i];
-
-		entry->target_sent[sink->target_index] += sink->sent - sink->reported;
-		sink->reported = sink->sent;
-	}
 	entry->retained_wal = retained;
 	entry->wal_warning = warn;
 	SpinLockRelease(&entry->mutex);
-	worker.transactions = worker.events = worker.bytes = 0;
 
 	/* retained WAL is what fills the disk: say so, once a minute */
 	if (warn && TimestampDifferenceExceeds(worker.last_wal_warning,
@@ -477,7 +526,8 @@ pgs_worker_report_streaming(void)
 {
 	worker.waiting = false;
 	if (worker.entry != NULL)
-		pgs_shmem_set_state(worker.entry, PGS_STATE_STREAMING);
+		pgs_shmem_set_state(worker.entry, worker.in_snapshot ?
+							PGS_STATE_SNAPSHOT : PGS_STATE_STREAMING);
 }
 
 /*
@@ -575,6 +625,21 @@ run_stream(void)
 	for (i = 0; i < worker.nsinks; i++)
 		worker.needs_payload |= worker.sinks[i]->uses_payload;
 
+	if (worker.config->snapshot_pending)
+	{
+		PgsSnapshotHooks hooks;
+
+		hooks.emit = emit_event;
+		hooks.emit_arg = NULL;
+		hooks.wait_delivered = wait_delivered;
+		hooks.entry = worker.entry;
+		worker.in_snapshot = true;
+		pgs_shmem_set_state(worker.entry, PGS_STATE_SNAPSHOT);
+		pgstat_report_activity(STATE_RUNNING, "sending the initial snapshot");
+		pgs_snapshot_take(worker.config, &hooks);
+		worker.in_snapshot = false;
+		report_counters();
+	}
 	(void) pgs_decoder_ensure_slot(worker.config);
 	pgs_decoder_wait_for_slot(worker.config->slot_name);
 	decoder = pgs_decoder_start(worker.config, emit_event, NULL);

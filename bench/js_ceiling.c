@@ -1,0 +1,118 @@
+/*
+ * bench/js_ceiling.c
+ *		JetStream's ceiling for the bulk workload: how many messages per
+ *		second cnats can publish asynchronously with message ids (and wait
+ *		for every acknowledgement) on this machine, with nothing else to do.
+ *
+ *	usage: js_ceiling URL STREAM SUBJECT_PREFIX COUNT PAYLOAD_BYTES HEADERS
+ *
+ *	The JetStream stream must exist and capture SUBJECT_PREFIX.>.  HEADERS
+ *	is 0 for the message id alone, or 1 to also set the eight Pg-* headers
+ *	pgoutput_stream sets on a row change (values of realistic length), which
+ *	shows what the headers cost.  Prints "<messages per second>" on stdout.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <nats/nats.h>
+
+static void
+die(const char *what, natsStatus s)
+{
+	fprintf(stderr, "js_ceiling: %s: %s\n", what, natsStatus_GetText(s));
+	exit(1);
+}
+
+static double
+now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int
+main(int argc, char **argv)
+{
+	natsConnection *conn = NULL;
+	jsCtx	   *js = NULL;
+	jsOptions	jo;
+	natsStatus	s;
+	char	   *payload;
+	char		subject[256];
+	char		id[128];
+	long		count;
+	long		size;
+	int			headers;
+	long		i;
+	double		t0;
+	double		t1;
+
+	if (argc != 7)
+	{
+		fprintf(stderr, "usage: js_ceiling URL STREAM SUBJECT_PREFIX COUNT PAYLOAD_BYTES HEADERS\n");
+		return 2;
+	}
+	count = atol(argv[4]);
+	size = atol(argv[5]);
+	headers = atoi(argv[6]);
+	payload = malloc(size);
+	memset(payload, 'x', size);
+	snprintf(subject, sizeof(subject), "%s.public.bench.insert", argv[3]);
+
+	if ((s = natsConnection_ConnectTo(&conn, argv[1])) != NATS_OK)
+		die("connect", s);
+	jsOptions_Init(&jo);
+	/* the same window of unacknowledged messages the extension uses */
+	jo.PublishAsync.MaxPending = 4096;
+	if ((s = natsConnection_JetStream(&js, conn, &jo)) != NATS_OK)
+		die("JetStream context", s);
+
+	t0 = now_seconds();
+	for (i = 0; i < count; i++)
+	{
+		natsMsg    *msg = NULL;
+		jsPubOptions po;
+
+		snprintf(id, sizeof(id), "pgs_bench:0/%lX:%ld", 0x1000000L, i);
+		if ((s = natsMsg_Create(&msg, subject, NULL, payload, (int) size)) != NATS_OK)
+			die("message", s);
+		if (headers)
+		{
+			char		lsn[32];
+
+			snprintf(lsn, sizeof(lsn), "0/%lX", 0x1000000L + i * 100);
+			natsMsgHeader_Set(msg, "Pg-Lsn", lsn);
+			natsMsgHeader_Set(msg, "Pg-Commit-Lsn", "0/1F000000");
+			natsMsgHeader_Set(msg, "Pg-Xid", "123456");
+			natsMsgHeader_Set(msg, "Pg-Commit-Time", "2026-11-26 17:10:09.568253+00");
+			natsMsgHeader_Set(msg, "Pg-Schema", "public");
+			natsMsgHeader_Set(msg, "Pg-Table", "bench");
+			natsMsgHeader_Set(msg, "Pg-Operation", "insert");
+			natsMsgHeader_Set(msg, "Pg-System-Id", "7441234567890123456");
+		}
+		jsPubOptions_Init(&po);
+		po.MsgId = id;
+		if ((s = js_PublishMsgAsync(js, &msg, &po)) != NATS_OK)
+			die("publish", s);
+	}
+	{
+		jsPubOptions po;
+
+		jsPubOptions_Init(&po);
+		po.MaxWait = 120000;
+		if ((s = js_PublishAsyncComplete(js, &po)) != NATS_OK)
+			die("waiting for acknowledgements", s);
+	}
+	t1 = now_seconds();
+	printf("%.0f\n", count / (t1 - t0));
+
+	jsCtx_Destroy(js);
+	natsConnection_Destroy(conn);
+	nats_Close();
+	free(payload);
+	return 0;
+}

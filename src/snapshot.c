@@ -1,0 +1,412 @@
+/*-------------------------------------------------------------------------
+ *
+ * snapshot.c
+ *		A stream's initial snapshot: the existing rows before the changes.
+ *
+ * A stream created with snapshot => true has no slot until its worker
+ * starts.  The worker then does what the walsender does for
+ * CREATE_REPLICATION_SLOT ... (SNAPSHOT 'use'): in one REPEATABLE READ
+ * transaction it creates the slot, builds the decoding context with a full
+ * snapshot, and makes the snapshot built at the slot's consistent point the
+ * transaction's snapshot.  Every row that snapshot sees is sent as a
+ * snapshot read; every change after it comes from the slot.  No change is
+ * missed and none is sent twice, because both sides start at the same
+ * point.
+ *
+ * The rows go out as one transaction whose commit LSN is the slot's start,
+ * through the same targets as changes, and tables are read through a
+ * cursor in batches, so memory does not grow with table size.  The
+ * decoding context is created inside the transaction, so the worker's
+ * transaction keeps its xmin and protects the rows it reads (a context
+ * created outside a transaction would set PROC_IN_LOGICAL_DECODING, which
+ * makes vacuum ignore our xmin).
+ *
+ * The slot stays ephemeral until every target acknowledged the snapshot:
+ * if the worker or the server dies before, the slot is gone after restart
+ * and the snapshot starts over from a new slot, so that the stream never
+ * continues from a slot whose snapshot was not delivered.  Consumers may
+ * then see part of a snapshot followed by a whole one (docs/snapshot.md).
+ *
+ * Copyright (c) 2026, pgoutput_stream developers
+ *
+ * IDENTIFICATION
+ *		src/snapshot.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/table.h"
+#include "access/xact.h"
+#include "access/xlogutils.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "replication/logical.h"
+#include "replication/slot.h"
+#include "replication/snapbuild.h"
+#include "storage/proc.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
+#include "utils/snapmgr.h"
+
+#include "compat.h"
+#include "filter.h"
+#include "snapshot.h"
+
+/* Rows fetched from a table's cursor at a time */
+#define SNAPSHOT_BATCH_ROWS	1000
+
+/* A published table, as pg_publication_tables lists it */
+typedef struct SnapshotTable
+{
+	Oid			relid;
+	char	   *nspname;
+	char	   *relname;
+	List	   *columns;		/* column list (names), NIL: all columns */
+	char	   *rowfilter;		/* publication's WHERE clause, or NULL */
+} SnapshotTable;
+
+static List *publication_tables(const PgsStreamConfig *config);
+static PgsRelation *describe_table(const SnapshotTable *table,
+								   const PgsFilterConfig *filter);
+static uint64 copy_table(const SnapshotTable *table, const PgsRelation *rel,
+						 XLogRecPtr start_lsn, TimestampTz snapshot_time,
+						 const PgsSnapshotHooks *hooks);
+static void set_progress(PgsStreamSlot *entry, int tables_total,
+						 int tables_done, uint64 rows);
+
+void
+pgs_snapshot_take(const PgsStreamConfig *config, const PgsSnapshotHooks *hooks)
+{
+	LogicalDecodingContext *ctx;
+	Snapshot	snap;
+	XLogRecPtr	start_lsn;
+	TimestampTz snapshot_time;
+	List	   *tables;
+	ListCell   *lc;
+	PgsEvent	ev;
+	int			done = 0;
+	uint64		rows = 0;
+
+	/*
+	 * A slot left by an attempt that died after making the slot persistent
+	 * but before recording the snapshot as done: its snapshot was
+	 * delivered, but there is no way to know, so start over.
+	 */
+	if (SearchNamedReplicationSlot(config->slot_name, true) != NULL)
+	{
+		ereport(LOG,
+				(errmsg("stream \"%s\" drops replication slot \"%s\" to take its initial snapshot again",
+						config->name, config->slot_name)));
+		ReplicationSlotDrop(config->slot_name, true);
+	}
+
+	StartTransactionCommand();
+	/* the slot's snapshot must be this transaction's first, and stay */
+	XactIsoLevel = XACT_REPEATABLE_READ;
+	CheckLogicalDecodingRequirements();
+	pgs_slot_create_ephemeral(config->slot_name);
+	ctx = CreateInitDecodingContext("pgoutput", NIL, true, InvalidXLogRecPtr,
+									XL_ROUTINE(.page_read = read_local_xlog_page,
+											   .segment_open = wal_segment_open,
+											   .segment_close = wal_segment_close),
+									NULL, NULL, NULL);
+	DecodingContextFindStartpoint(ctx);
+	snap = SnapBuildInitialSnapshot(ctx->snapshot_builder);
+	RestoreTransactionSnapshot(snap, MyProc);
+	start_lsn = MyReplicationSlot->data.confirmed_flush;
+	FreeDecodingContext(ctx);
+	snapshot_time = GetCurrentTimestamp();
+
+	ereport(LOG,
+			(errmsg("stream \"%s\" takes its initial snapshot at %X/%X",
+					config->name, LSN_FORMAT_ARGS(start_lsn))));
+
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	tables = publication_tables(config);
+	set_progress(hooks->entry, list_length(tables), 0, 0);
+
+	/* one transaction, committed at the slot's start */
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = PGS_EVENT_BEGIN;
+	ev.lsn = start_lsn;
+	ev.final_lsn = start_lsn;
+	ev.commit_time = snapshot_time;
+	hooks->emit(&ev, hooks->emit_arg);
+
+	foreach(lc, tables)
+	{
+		SnapshotTable *table = (SnapshotTable *) lfirst(lc);
+		PgsRelation *rel = describe_table(table, &config->filter);
+
+		rows += copy_table(table, rel, start_lsn, snapshot_time, hooks);
+		set_progress(hooks->entry, list_length(tables), ++done, rows);
+	}
+
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = PGS_EVENT_COMMIT;
+	ev.lsn = start_lsn;
+	ev.final_lsn = start_lsn;
+	ev.end_lsn = start_lsn;
+	ev.commit_time = snapshot_time;
+	hooks->emit(&ev, hooks->emit_arg);
+
+	hooks->wait_delivered();
+
+	/* delivered: from now on the slot must survive, then say so */
+	ReplicationSlotPersist();
+	{
+		Oid			types[1] = {INT4OID};
+		Datum		values[1] = {Int32GetDatum(config->id)};
+
+		if (SPI_execute_with_args("UPDATE pgoutput_stream.streams SET snapshot = 'done' WHERE id = $1",
+								  1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not record the snapshot of stream \"%s\"", config->name);
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	ReplicationSlotRelease();
+
+	ereport(LOG,
+			(errmsg("stream \"%s\" sent its initial snapshot: " UINT64_FORMAT " rows of %d tables",
+					config->name, rows, list_length(tables))));
+}
+
+/*
+ * The tables the publication publishes and the stream's filters keep, with
+ * their column lists and row filters (PostgreSQL 15 and later).
+ */
+static List *
+publication_tables(const PgsStreamConfig *config)
+{
+	List	   *tables = NIL;
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(config->publication)};
+	MemoryContext caller = CurrentMemoryContext;
+	uint64		i;
+
+	if (SPI_execute_with_args("SELECT c.oid, t.schemaname::text, t.tablename::text,"
+#if PG_VERSION_NUM >= 150000
+							  " t.attnames::text[], t.rowfilter"
+#else
+							  " NULL::text[], NULL::text"
+#endif
+							  " FROM pg_catalog.pg_publication_tables t"
+							  " JOIN pg_catalog.pg_namespace n ON n.nspname = t.schemaname"
+							  " JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = t.tablename"
+							  " WHERE t.pubname = $1 ORDER BY 2, 3",
+							  1, types, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not list the tables of publication \"%s\"",
+			 config->publication);
+
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tuple = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		MemoryContext spi = MemoryContextSwitchTo(caller);
+		SnapshotTable *table = palloc0(sizeof(SnapshotTable));
+		bool		isnull;
+		Datum		attnames;
+
+		table->relid = DatumGetObjectId(SPI_getbinval(tuple, desc, 1, &isnull));
+		table->nspname = SPI_getvalue(tuple, desc, 2);
+		table->relname = SPI_getvalue(tuple, desc, 3);
+		attnames = SPI_getbinval(tuple, desc, 4, &isnull);
+		if (!isnull)
+		{
+			Datum	   *elems;
+			int			nelems;
+			int			e;
+
+			deconstruct_array(DatumGetArrayTypeP(attnames), TEXTOID, -1, false,
+							  TYPALIGN_INT, &elems, NULL, &nelems);
+			for (e = 0; e < nelems; e++)
+				table->columns = lappend(table->columns, TextDatumGetCString(elems[e]));
+		}
+		table->rowfilter = SPI_getvalue(tuple, desc, 5);
+		MemoryContextSwitchTo(spi);
+
+		/* the extension's own table is never streamed */
+		if (strcmp(table->nspname, "pgoutput_stream") == 0 ||
+			!pgs_filter_keeps_table(&config->filter, table->nspname, table->relname))
+			continue;
+		MemoryContextSwitchTo(caller);
+		tables = lappend(tables, table);
+		MemoryContextSwitchTo(spi);
+	}
+	return tables;
+}
+
+/*
+ * The table as pgoutput would announce it: published columns in attnum
+ * order (no dropped or generated ones, only those of the column list),
+ * replica identity columns as keys (all of them under REPLICA IDENTITY
+ * FULL), then the stream's column filter.  See logicalrep_write_attrs().
+ */
+static PgsRelation *
+describe_table(const SnapshotTable *table, const PgsFilterConfig *filter)
+{
+	Relation	relation = table_open(table->relid, AccessShareLock);
+	TupleDesc	desc = RelationGetDescr(relation);
+	Bitmapset  *idattrs = NULL;
+	PgsRelation *rel = palloc0(sizeof(PgsRelation));
+	int			i;
+
+	rel->relid = table->relid;
+	rel->nspname = pstrdup(table->nspname);
+	rel->relname = pstrdup(table->relname);
+	rel->replident = relation->rd_rel->relreplident;
+	rel->attnames = palloc(sizeof(char *) * Max(desc->natts, 1));
+	rel->atttyps = palloc(sizeof(Oid) * Max(desc->natts, 1));
+	if (rel->replident != REPLICA_IDENTITY_FULL)
+		idattrs = RelationGetIdentityKeyBitmap(relation);
+
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		char	   *name = NameStr(att->attname);
+		ListCell   *lc;
+		bool		listed = (table->columns == NIL);
+
+		if (att->attisdropped || att->attgenerated)
+			continue;
+		foreach(lc, table->columns)
+		{
+			if (strcmp((char *) lfirst(lc), name) == 0)
+				listed = true;
+		}
+		if (!listed ||
+			!pgs_filter_keeps_column(filter, table->nspname, table->relname, name))
+			continue;
+
+		if (rel->replident == REPLICA_IDENTITY_FULL ||
+			bms_is_member(att->attnum - FirstLowInvalidHeapAttributeNumber, idattrs))
+			rel->attkeys = bms_add_member(rel->attkeys, rel->natts);
+		rel->attnames[rel->natts] = pstrdup(name);
+		rel->atttyps[rel->natts] = att->atttypid;
+		rel->natts++;
+	}
+
+	/* the lock is kept until the snapshot's transaction ends */
+	table_close(relation, NoLock);
+	return rel;
+}
+
+/*
+ * Send every row of table that the snapshot sees as a snapshot read,
+ * preceded by the table's Relation event.  Returns the number of rows.
+ */
+static uint64
+copy_table(const SnapshotTable *table, const PgsRelation *rel,
+		   XLogRecPtr start_lsn, TimestampTz snapshot_time,
+		   const PgsSnapshotHooks *hooks)
+{
+	MemoryContext batch_cxt;
+	MemoryContext old;
+	StringInfoData query;
+	Portal		portal;
+	PgsEvent	ev;
+	uint64		rows = 0;
+	int			i;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = PGS_EVENT_RELATION;
+	ev.lsn = start_lsn;
+	ev.final_lsn = start_lsn;
+	ev.commit_time = snapshot_time;
+	ev.rel = unconstify(PgsRelation *, rel);
+	hooks->emit(&ev, hooks->emit_arg);
+
+	/* partitioned tables are read with their partitions, others alone */
+	initStringInfo(&query);
+	appendStringInfoString(&query, "SELECT ");
+	for (i = 0; i < rel->natts; i++)
+		appendStringInfo(&query, "%s%s", i > 0 ? ", " : "",
+						 quote_identifier(rel->attnames[i]));
+	if (rel->natts == 0)
+		appendStringInfoString(&query, "NULL");
+	appendStringInfo(&query, " FROM %s%s",
+					 get_rel_relkind(table->relid) == RELKIND_PARTITIONED_TABLE ? "" : "ONLY ",
+					 quote_qualified_identifier(rel->nspname, rel->relname));
+	if (table->rowfilter != NULL)
+		appendStringInfo(&query, " WHERE %s", table->rowfilter);
+
+	portal = SPI_cursor_open_with_args(NULL, query.data, 0, NULL, NULL, NULL,
+									   true, 0);
+	batch_cxt = AllocSetContextCreate(CurrentMemoryContext,
+									  "pgoutput_stream snapshot batch",
+									  ALLOCSET_DEFAULT_SIZES);
+	for (;;)
+	{
+		uint64		n;
+
+		SPI_cursor_fetch(portal, true, SNAPSHOT_BATCH_ROWS);
+		if (SPI_processed == 0)
+			break;
+		old = MemoryContextSwitchTo(batch_cxt);
+		for (n = 0; n < SPI_processed; n++)
+		{
+			HeapTuple	tuple = SPI_tuptable->vals[n];
+			LogicalRepTupleData newtup;
+
+			newtup.ncols = rel->natts;
+			newtup.colvalues = palloc0(sizeof(StringInfoData) * Max(rel->natts, 1));
+			newtup.colstatus = palloc(sizeof(char) * Max(rel->natts, 1));
+			for (i = 0; i < rel->natts; i++)
+			{
+				char	   *value = SPI_getvalue(tuple, SPI_tuptable->tupdesc, i + 1);
+
+				if (value == NULL)
+					newtup.colstatus[i] = LOGICALREP_COLUMN_NULL;
+				else
+				{
+					newtup.colstatus[i] = LOGICALREP_COLUMN_TEXT;
+					newtup.colvalues[i].data = value;
+					newtup.colvalues[i].len = strlen(value);
+					newtup.colvalues[i].maxlen = newtup.colvalues[i].len + 1;
+				}
+			}
+
+			memset(&ev, 0, sizeof(ev));
+			ev.kind = PGS_EVENT_INSERT;
+			ev.snapshot = true;
+			ev.lsn = start_lsn;
+			ev.final_lsn = start_lsn;
+			ev.commit_time = snapshot_time;
+			ev.rel = unconstify(PgsRelation *, rel);
+			ev.newtup = &newtup;
+			hooks->emit(&ev, hooks->emit_arg);
+			rows++;
+		}
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(batch_cxt);
+		SPI_freetuptable(SPI_tuptable);
+		set_progress(hooks->entry, -1, -1, hooks->entry->snapshot_rows + n);
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_cursor_close(portal);
+	MemoryContextDelete(batch_cxt);
+	return rows;
+}
+
+/* Publish the snapshot's progress; -1 leaves a counter as it is */
+static void
+set_progress(PgsStreamSlot *entry, int tables_total, int tables_done,
+			 uint64 rows)
+{
+	SpinLockAcquire(&entry->mutex);
+	if (tables_total >= 0)
+		entry->snapshot_tables_total = tables_total;
+	if (tables_done >= 0)
+		entry->snapshot_tables_done = tables_done;
+	entry->snapshot_rows = rows;
+	SpinLockRelease(&entry->mutex);
+}
