@@ -761,7 +761,7 @@ append_scalar(StringInfo buf, DebeziumEncoding enc, const char *text,
 					appendStringInfo(buf, "\"%04d", year);
 				appendStringInfo(buf, "-%02d-%02dT", tm.tm_mon, tm.tm_mday);
 				append_iso_time(buf, ((int64) tm.tm_hour * SECS_PER_HOUR +
-									  tm.tm_min * SECS_PER_MINUTE + tm.tm_sec) *
+									  (int64) tm.tm_min * SECS_PER_MINUTE + tm.tm_sec) *
 								USECS_PER_SEC + fsec, true);
 				appendStringInfoString(buf, "Z\"");
 			}
