@@ -35,6 +35,7 @@ PGS_APT_PACKAGES=(
 	libcurl4-openssl-dev
 	libipc-run-perl
 	openssl
+	clang
 )
 
 # ---------------------------------------------------------------------------
@@ -179,8 +180,9 @@ pgs_as_postgres()
 	local envs=(HOME=/var/lib/postgresql USER=postgres LOGNAME=postgres
 				PATH="$PGS_PATH" LANG=C.UTF-8 LC_ALL=C.UTF-8) v
 
-	# passed through when set: CI, and the knobs of PostgreSQL's TAP modules
-	for v in CI PG_TEST_EXTRA PG_TEST_TIMEOUT_DEFAULT; do
+	# passed through when set: CI, the knobs of PostgreSQL's TAP modules, and
+	# ours (long mode, random seed, fuzzing time; docs/reliability.md)
+	for v in CI PG_TEST_EXTRA PG_TEST_TIMEOUT_DEFAULT PGS_TEST_LONG PGS_TEST_SEED PGS_FUZZ_SECONDS; do
 		if [[ -n ${!v:-} ]]; then
 			envs+=("$v=${!v}")
 		fi
