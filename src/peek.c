@@ -201,9 +201,15 @@ pgoutput_stream_peek(PG_FUNCTION_ARGS)
 		XLogRecPtr	lsn = DatumGetLSN(SPI_getbinval(tuple, desc, 1, &isnull));
 		TransactionId xid = DatumGetTransactionId(SPI_getbinval(tuple, desc, 2, &isnull));
 		bytea	   *data = DatumGetByteaPP(SPI_getbinval(tuple, desc, 3, &isnull));
+		int			len = VARSIZE_ANY_EXHDR(data);
+		char	   *msg;
 
 		old = MemoryContextSwitchTo(per_call);
-		pgs_proto_read(proto, lsn, xid, VARDATA_ANY(data), VARSIZE_ANY_EXHDR(data));
+		/* the reader needs a NUL byte after the message (see proto.c) */
+		msg = palloc(len + 1);
+		memcpy(msg, VARDATA_ANY(data), len);
+		msg[len] = '\0';
+		pgs_proto_read(proto, lsn, xid, msg, len);
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(per_call);
 	}

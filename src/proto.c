@@ -302,6 +302,11 @@ init_event(PgsProtoState *state, PgsEvent *ev, PgsEventKind kind,
  * state's callback.  lsn and xid are what the decoder reported with the
  * message.  Allocations go to CurrentMemoryContext, which the caller
  * resets per message.
+ *
+ * data[len] must be a NUL byte, as in every StringInfo: pq_getmsgstring()
+ * finds the end of a string with strlen() before checking it against len,
+ * so a malformed message whose last string is not terminated would
+ * otherwise be read past its end.
  */
 void
 pgs_proto_read(PgsProtoState *state, XLogRecPtr lsn, TransactionId xid,

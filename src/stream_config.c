@@ -260,7 +260,9 @@ int_option(const char *key, const char *value, int64 min, int64 max)
 
 	errno = 0;
 	result = strtoll(value, &end, 10);
-	if (errno != 0 || end == value || *end != '\0' || result < min || result > max)
+	/* strtoll skips leading white space; the value must be the number alone */
+	if (errno != 0 || end == value || *end != '\0' || isspace((unsigned char) value[0]) ||
+		result < min || result > max)
 		invalid_option_value(key, value,
 							 psprintf("The value must be an integer from " INT64_FORMAT " to " INT64_FORMAT ".",
 									  min, max));
@@ -285,6 +287,21 @@ validate_nats_stream_name(const char *key, const char *value)
 		if (c <= ' ' || c == '.' || c == '*' || c == '>' || c == '/' || c == '\\' || c == 0x7f)
 			invalid_option_value(key, value,
 								 "A JetStream stream name cannot contain white space, control characters, \".\", \"*\", \">\", \"/\" or \"\\\".");
+	}
+}
+
+/* A Feldera pipeline name: not empty, no control characters */
+static void
+validate_pipeline_name(const char *key, const char *value)
+{
+	const char *p;
+
+	if (value[0] == '\0')
+		invalid_option_value(key, value, "The pipeline name must not be empty.");
+	for (p = value; *p; p++)
+	{
+		if ((unsigned char) *p < ' ' || *p == 0x7f)
+			invalid_option_value(key, value, "A pipeline name cannot contain control characters.");
 	}
 }
 
@@ -560,8 +577,7 @@ pgs_apply_options(PgsStreamConfig *config, Jsonb *options)
 		}
 		else if (strcmp(key, "feldera_pipeline") == 0)
 		{
-			if (value[0] == '\0')
-				invalid_option_value(key, value, "The pipeline name must not be empty.");
+			validate_pipeline_name(key, value);
 			config->feldera.pipeline = value;
 		}
 		else if (strcmp(key, "feldera_table_names") == 0)
