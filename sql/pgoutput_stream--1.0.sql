@@ -16,7 +16,8 @@ CREATE TABLE pgoutput_stream.streams (
 	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	-- initial snapshot: none asked, pending (not delivered yet), done
 	snapshot text NOT NULL DEFAULT 'none'
-		CHECK (snapshot IN ('none', 'pending', 'done'))
+		CHECK (snapshot IN ('none', 'pending', 'done')),
+	snapshot_attempts integer NOT NULL DEFAULT 0
 );
 COMMENT ON TABLE pgoutput_stream.streams IS
 	'Streams of this database; change them with the pgoutput_stream functions';

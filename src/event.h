@@ -56,7 +56,9 @@ typedef struct PgsRelation
 /*
  * One event.  Which fields are set depends on kind:
  *
- * BEGIN:	xid, final_lsn (LSN of the commit record), commit_time
+ * BEGIN:	xid, final_lsn (LSN of the commit record), commit_time, seq_base
+ *			(position of the transaction's first event: 0, except for a
+ *			repeated initial snapshot)
  * COMMIT:	xid, final_lsn (commit record LSN), end_lsn (end of the commit
  *			record: what the slot is confirmed to), commit_time, txn_empty
  *			(no event of the transaction passed the filters, and no Begin
@@ -86,6 +88,7 @@ typedef struct PgsEvent
 	XLogRecPtr	final_lsn;
 	XLogRecPtr	end_lsn;
 	TimestampTz commit_time;
+	int64		seq_base;
 	bool		txn_empty;
 
 	PgsRelation *rel;

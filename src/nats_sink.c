@@ -77,7 +77,7 @@ typedef struct NatsResumePoint
 {
 	bool		active;
 	XLogRecPtr	txn_lsn;
-	int			seq;
+	int64		seq;
 	bool		is_relation;
 	Oid			relid;			/* of a relation event */
 	bool		relations_done; /* relation events at seq seen up to relid */
@@ -137,12 +137,12 @@ static bool nats_opened = false;
  * stored; its position is -1).
  */
 static bool
-parse_msg_id(const char *id, XLogRecPtr *txn_lsn, int *seq, bool *is_relation)
+parse_msg_id(const char *id, XLogRecPtr *txn_lsn, int64 *seq, bool *is_relation)
 {
 	const char *p = strchr(id, ':');
 	unsigned int hi;
 	unsigned int lo;
-	int			n;
+	long long	n;
 	int			consumed = 0;
 
 	if (p == NULL)
@@ -158,9 +158,9 @@ parse_msg_id(const char *id, XLogRecPtr *txn_lsn, int *seq, bool *is_relation)
 		return true;
 	}
 	consumed = 0;
-	if (sscanf(p, "%d%n", &n, &consumed) != 1)
+	if (sscanf(p, "%lld%n", &n, &consumed) != 1)
 		return false;
-	*seq = n;
+	*seq = (int64) n;
 	*is_relation = p[consumed] == ':';
 	return true;
 }
@@ -193,7 +193,7 @@ on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
 	PgsNatsSink *sink = (PgsNatsSink *) closure;
 	const char *id = NULL;
 	XLogRecPtr	txn_lsn;
-	int			seq;
+	int64		seq;
 	bool		is_relation;
 	bool		wake = false;
 
@@ -717,10 +717,10 @@ make_msg_id(char *buf, const PgsStreamConfig *config, XLogRecPtr txn_lsn,
 			const PgsOutput *out)
 {
 	if (out->event->kind == PGS_EVENT_RELATION)
-		snprintf(buf, PGS_NATS_ID_LEN, "%s:%X/%X:%d:r%u", config->slot_name,
+		snprintf(buf, PGS_NATS_ID_LEN, "%s:%X/%X:" INT64_FORMAT ":r%u", config->slot_name,
 				 LSN_FORMAT_ARGS(txn_lsn), out->seq, out->event->rel->relid);
 	else
-		snprintf(buf, PGS_NATS_ID_LEN, "%s:%X/%X:%d", config->slot_name,
+		snprintf(buf, PGS_NATS_ID_LEN, "%s:%X/%X:" INT64_FORMAT, config->slot_name,
 				 LSN_FORMAT_ARGS(txn_lsn), out->seq);
 }
 

@@ -35,7 +35,7 @@ typedef struct PgsOutput
 	const char *subject;
 	const char *payload;		/* NULL if the format emits nothing */
 	int			payload_len;
-	int			seq;			/* position of the event in its transaction;
+	int64		seq;			/* position of the event in its transaction;
 								 * relation events do not count, so that
 								 * positions do not depend on whether the
 								 * relation was described before */

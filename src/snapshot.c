@@ -45,6 +45,7 @@
 #include "replication/logical.h"
 #include "replication/slot.h"
 #include "replication/snapbuild.h"
+#include "storage/ipc.h"
 #include "storage/proc.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -57,6 +58,7 @@
 #include "compat.h"
 #include "filter.h"
 #include "snapshot.h"
+#include "worker.h"
 
 /* Rows fetched from a table's cursor at a time */
 #define SNAPSHOT_BATCH_ROWS	1000
@@ -79,53 +81,62 @@ static uint64 copy_table(const SnapshotTable *table, const PgsRelation *rel,
 						 const PgsSnapshotHooks *hooks);
 static void set_progress(PgsStreamSlot *entry, int tables_total,
 						 int tables_done, uint64 rows);
+static void stop_if_requested(const PgsSnapshotHooks *hooks);
+static int	begin_attempt(const PgsStreamConfig *config);
+static XLogRecPtr existing_slot_start(const PgsStreamConfig *config);
 
 void
 pgs_snapshot_take(const PgsStreamConfig *config, const PgsSnapshotHooks *hooks)
 {
-	LogicalDecodingContext *ctx;
-	Snapshot	snap;
 	XLogRecPtr	start_lsn;
 	TimestampTz snapshot_time;
+	int			attempt;
 	List	   *tables;
 	ListCell   *lc;
 	PgsEvent	ev;
 	int			done = 0;
 	uint64		rows = 0;
 
-	/*
-	 * A slot left by an attempt that died after making the slot persistent
-	 * but before recording the snapshot as done: its snapshot was
-	 * delivered, but there is no way to know, so start over.
-	 */
-	if (SearchNamedReplicationSlot(config->slot_name, true) != NULL)
-	{
-		ereport(LOG,
-				(errmsg("stream \"%s\" drops replication slot \"%s\" to take its initial snapshot again",
-						config->name, config->slot_name)));
-		ReplicationSlotDrop(config->slot_name, true);
-	}
+	attempt = begin_attempt(config);
 
 	StartTransactionCommand();
-	/* the slot's snapshot must be this transaction's first, and stay */
+	/* the snapshot must be this transaction's first, and stay */
 	XactIsoLevel = XACT_REPEATABLE_READ;
-	CheckLogicalDecodingRequirements();
-	pgs_slot_create_ephemeral(config->slot_name);
-	ctx = CreateInitDecodingContext("pgoutput", NIL, true, InvalidXLogRecPtr,
-									XL_ROUTINE(.page_read = read_local_xlog_page,
-											   .segment_open = wal_segment_open,
-											   .segment_close = wal_segment_close),
-									NULL, NULL, NULL);
-	DecodingContextFindStartpoint(ctx);
-	snap = SnapBuildInitialSnapshot(ctx->snapshot_builder);
-	RestoreTransactionSnapshot(snap, MyProc);
-	start_lsn = MyReplicationSlot->data.confirmed_flush;
-	FreeDecodingContext(ctx);
-	snapshot_time = GetCurrentTimestamp();
+	start_lsn = existing_slot_start(config);
+	if (XLogRecPtrIsInvalid(start_lsn))
+	{
+		LogicalDecodingContext *ctx;
+		Snapshot	snap;
 
-	ereport(LOG,
-			(errmsg("stream \"%s\" takes its initial snapshot at %X/%X",
-					config->name, LSN_FORMAT_ARGS(start_lsn))));
+		/*
+		 * The slot is made here, and the snapshot built with it becomes the
+		 * transaction's: the rows and the changes meet exactly.  The slot is
+		 * made persistent at once, so that an attempt that fails keeps the
+		 * slot's start for the next one (see the file header).
+		 */
+		CheckLogicalDecodingRequirements();
+		pgs_slot_create_ephemeral(config->slot_name);
+		ctx = CreateInitDecodingContext("pgoutput", NIL, true, InvalidXLogRecPtr,
+										XL_ROUTINE(.page_read = read_local_xlog_page,
+												   .segment_open = wal_segment_open,
+												   .segment_close = wal_segment_close),
+										NULL, NULL, NULL);
+		DecodingContextFindStartpoint(ctx);
+		snap = SnapBuildInitialSnapshot(ctx->snapshot_builder);
+		RestoreTransactionSnapshot(snap, MyProc);
+		start_lsn = MyReplicationSlot->data.confirmed_flush;
+		FreeDecodingContext(ctx);
+		ReplicationSlotPersist();
+		ReplicationSlotRelease();
+		ereport(LOG,
+				(errmsg("stream \"%s\" takes its initial snapshot at %X/%X",
+						config->name, LSN_FORMAT_ARGS(start_lsn))));
+	}
+	else
+		ereport(LOG,
+				(errmsg("stream \"%s\" takes its initial snapshot again (attempt %d); the changes since %X/%X follow it",
+						config->name, attempt, LSN_FORMAT_ARGS(start_lsn))));
+	snapshot_time = GetCurrentTimestamp();
 
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -133,9 +144,15 @@ pgs_snapshot_take(const PgsStreamConfig *config, const PgsSnapshotHooks *hooks)
 	tables = publication_tables(config);
 	set_progress(hooks->entry, list_length(tables), 0, 0);
 
-	/* one transaction, committed at the slot's start */
+	/*
+	 * One transaction, committed at the slot's start.  Each attempt numbers
+	 * its events after those of the earlier ones, so that targets that
+	 * recognise events they stored before (NATS message ids) do not take a
+	 * row of this attempt for one of an earlier attempt.
+	 */
 	memset(&ev, 0, sizeof(ev));
 	ev.kind = PGS_EVENT_BEGIN;
+	ev.seq_base = (int64) (attempt - 1) << 32;
 	ev.lsn = start_lsn;
 	ev.final_lsn = start_lsn;
 	ev.commit_time = snapshot_time;
@@ -150,6 +167,9 @@ pgs_snapshot_take(const PgsStreamConfig *config, const PgsSnapshotHooks *hooks)
 		set_progress(hooks->entry, list_length(tables), ++done, rows);
 	}
 
+	/* a snapshot whose Commit was sent must not be abandoned: last chance */
+	stop_if_requested(hooks);
+
 	memset(&ev, 0, sizeof(ev));
 	ev.kind = PGS_EVENT_COMMIT;
 	ev.lsn = start_lsn;
@@ -160,8 +180,7 @@ pgs_snapshot_take(const PgsStreamConfig *config, const PgsSnapshotHooks *hooks)
 
 	hooks->wait_delivered();
 
-	/* delivered: from now on the slot must survive, then say so */
-	ReplicationSlotPersist();
+	/* delivered */
 	{
 		Oid			types[1] = {INT4OID};
 		Datum		values[1] = {Int32GetDatum(config->id)};
@@ -173,11 +192,73 @@ pgs_snapshot_take(const PgsStreamConfig *config, const PgsSnapshotHooks *hooks)
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
-	ReplicationSlotRelease();
 
 	ereport(LOG,
 			(errmsg("stream \"%s\" sent its initial snapshot: " UINT64_FORMAT " rows of %d tables",
 					config->name, rows, list_length(tables))));
+}
+
+/*
+ * Count an attempt at the snapshot, in its own transaction so that the
+ * count survives a crash; returns this attempt's number, from 1.
+ */
+static int
+begin_attempt(const PgsStreamConfig *config)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(config->id)};
+	bool		isnull;
+	int			attempt;
+
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("UPDATE pgoutput_stream.streams"
+							  " SET snapshot_attempts = snapshot_attempts + 1"
+							  " WHERE id = $1 RETURNING snapshot_attempts",
+							  1, types, values, NULL, false, 0) != SPI_OK_UPDATE_RETURNING ||
+		SPI_processed != 1)
+		elog(ERROR, "could not count the snapshot of stream \"%s\"", config->name);
+	attempt = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+										  SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	return attempt;
+}
+
+/*
+ * The start of the stream's slot if it exists (an earlier attempt made
+ * it), else InvalidXLogRecPtr.  Its start has not moved: nothing is
+ * confirmed before the snapshot is delivered.  A slot of another kind
+ * with the stream's name is an error, never dropped.
+ */
+static XLogRecPtr
+existing_slot_start(const PgsStreamConfig *config)
+{
+	ReplicationSlot *slot;
+	XLogRecPtr	start = InvalidXLogRecPtr;
+	bool		usable = false;
+
+	LWLockAcquire(ReplicationSlotControlLock, LW_SHARED);
+	slot = SearchNamedReplicationSlot(config->slot_name, false);
+	if (slot != NULL)
+	{
+		SpinLockAcquire(&slot->mutex);
+		usable = slot->data.database == MyDatabaseId &&
+			strcmp(NameStr(slot->data.plugin), "pgoutput") == 0;
+		start = slot->data.confirmed_flush;
+		SpinLockRelease(&slot->mutex);
+	}
+	LWLockRelease(ReplicationSlotControlLock);
+	if (slot != NULL && !usable)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("replication slot \"%s\" cannot be used by stream \"%s\"",
+						config->slot_name, config->name),
+				 errdetail("The slot must be a logical slot of this database using the plugin \"pgoutput\".")));
+	return start;
 }
 
 /*
@@ -391,10 +472,29 @@ copy_table(const SnapshotTable *table, const PgsRelation *rel,
 		SPI_freetuptable(SPI_tuptable);
 		set_progress(hooks->entry, -1, -1, hooks->entry->snapshot_rows + n);
 		CHECK_FOR_INTERRUPTS();
+		stop_if_requested(hooks);
 	}
 	SPI_cursor_close(portal);
 	MemoryContextDelete(batch_cxt);
 	return rows;
+}
+
+/*
+ * A stop request (stop_stream(), drop_stream(), alter_stream()) ends the
+ * worker between two batches: the snapshot is not delivered, so the
+ * ephemeral slot goes with the worker and the next worker starts over, as
+ * after a failure.  Without this, the request would wait for the whole
+ * snapshot to be read and sent, and drop_stream() gives up after 60 s.
+ */
+static void
+stop_if_requested(const PgsSnapshotHooks *hooks)
+{
+	if (!pgs_worker_stop_requested())
+		return;
+	ereport(LOG,
+			(errmsg("stream \"%s\" stopped in the middle of its initial snapshot",
+					hooks->entry->name)));
+	proc_exit(0);
 }
 
 /* Publish the snapshot's progress; -1 leaves a counter as it is */

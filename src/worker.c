@@ -74,7 +74,7 @@ typedef struct PgsWorkerState
 	MemoryContext event_cxt;	/* reset after every event */
 	StringInfoData subject;
 	StringInfoData payload;
-	int			seq;			/* position of the next event in its
+	int64		seq;			/* position of the next event in its
 								 * transaction */
 	bool		needs_payload;	/* a target delivers formatted payloads */
 	bool		waiting;		/* a target reported that it waits */
@@ -215,7 +215,7 @@ emit_event(const PgsEvent *ev, void *arg pg_attribute_unused())
 	int			i;
 
 	if (ev->kind == PGS_EVENT_BEGIN)
-		worker.seq = 0;
+		worker.seq = ev->seq_base;
 
 	old = MemoryContextSwitchTo(worker.event_cxt);
 	resetStringInfo(&worker.subject);
@@ -587,6 +587,8 @@ run_stream(void)
 {
 	PgsDecoder *decoder;
 	TimestampTz last_save = GetCurrentTimestamp();
+	XLogRecPtr	start_confirmed = InvalidXLogRecPtr;
+	bool		saved_progress = false;
 	int			i;
 
 	worker.event_cxt = AllocSetContextCreate(CurrentMemoryContext,
@@ -683,10 +685,20 @@ run_stream(void)
 		caught_up = pgs_decoder_read(decoder, wal_end, PGS_RECORDS_PER_BATCH);
 
 		pgs_decoder_confirm(deliverable_position(decoder));
-		if (TimestampDifferenceExceeds(last_save, GetCurrentTimestamp(),
+
+		/*
+		 * Save the slot every slot_save_interval, and at once the first time
+		 * it moves: a worker that keeps dying before its first interval
+		 * would otherwise always restart from where the first one started.
+		 */
+		if (XLogRecPtrIsInvalid(start_confirmed))
+			start_confirmed = pgs_decoder_confirmed();
+		if ((!saved_progress && pgs_decoder_confirmed() > start_confirmed) ||
+			TimestampDifferenceExceeds(last_save, GetCurrentTimestamp(),
 									   pgs_slot_save_interval))
 		{
 			pgs_decoder_save();
+			saved_progress |= pgs_decoder_confirmed() > start_confirmed;
 			last_save = GetCurrentTimestamp();
 		}
 		report_progress(decoder);

@@ -67,6 +67,7 @@ our @EXPORT = qw(
   pgs_nats_dir
   pgs_node_run
   pgs_js_dump
+  pgs_js_parse_dump
   pgs_js_admin
   pgs_js_stream_state
   pgs_js_wait_messages
@@ -509,9 +510,24 @@ of thousands of messages): data_raw is the still JSON-escaped payload; use
 pgs_msg_payload for the payload text or its decoded JSON.  %auth: user and
 password, token, tls_ca.
 
+Lines of 60,000 characters or more (large payloads) are parsed by a scanner
+instead: the regular expression repeats a group once per character, and Perl
+gives up on a group repeated more than 65,534 times ("Complex regular
+subexpression recursion limit"), which made such lines unparsable.
+
+js_dump.mjs pulls 100 messages at a time.  If they add up to more than the
+64 MB nats-server lets a client have pending (for example 100 messages of
+about 1 MB), the server drops messages of the "slow consumer" and the read
+stalls until it times out.  Read such streams in bounded pulls and parse
+the lines with pgs_js_parse_dump (see t/014_large_transactions.pl).
+
 =cut
 
 my $str_re = qr/"((?:[^"\\]|\\.)*)"/s;
+
+# Lines shorter than this cannot repeat the group of $str_re more than the
+# 65,534 times Perl allows
+my $regex_max_line = 60_000;
 
 sub pgs_js_dump
 {
@@ -534,11 +550,31 @@ sub pgs_js_dump
 		usleep(500_000);
 	}
 	croak "js_dump.mjs $url $stream failed ($rc): $err" if $rc != 0;
+	return pgs_js_parse_dump($out, $err);
+}
+
+=pod
+
+=item pgs_js_parse_dump($out, $err)
+
+Parse the output $out of js_dump.mjs (or of a reader that prints the same
+lines) into the hash reference pgs_js_dump returns; $err (its standard
+error, if any) is shown when the summary line is missing.
+
+=cut
+
+sub pgs_js_parse_dump
+{
+	my ($out, $err) = @_;
 	my @msgs;
 	my $summary;
 	foreach my $line (split /\n/, $out)
 	{
-		if ($line =~ /^\{"seq":(\d+),"subject":$str_re,"id":(?:null|$str_re),"headers":\{(.*)\},"data":$str_re\}\z/s)
+		if (length($line) >= $regex_max_line && $line =~ /^\{"seq":/)
+		{
+			push @msgs, _parse_long_dump_line($line);
+		}
+		elsif ($line =~ /^\{"seq":(\d+),"subject":$str_re,"id":(?:null|$str_re),"headers":\{(.*)\},"data":$str_re\}\z/s)
 		{
 			my %m = (seq => $1, subject => _unjson($2), id => (defined $3 ? _unjson($3) : undef),
 				data_raw => $5);
@@ -561,16 +597,109 @@ sub pgs_js_dump
 			croak "unexpected output of js_dump.mjs: $line";
 		}
 	}
-	croak "js_dump.mjs printed no summary: $out $err" unless $summary;
+	croak "js_dump.mjs printed no summary: " . substr($out, -500) . ' ' . ($err // '')
+	  unless $summary;
 	return { msgs => \@msgs, count => $summary->{count}, last_seq => $summary->{last_seq} };
 }
 
+# The end of the JSON string body that starts at offset $start of $$text
+# (just after its opening quote): the offset of its closing quote, or -1.
+# A quote closes the string if an even number of backslashes precede it.
+sub _json_string_end
+{
+	my ($text, $start) = @_;
+	my $q = $start;
+	while (1)
+	{
+		$q = index($$text, '"', $q);
+		return -1 if $q < 0;
+		my $bs = 0;
+		$bs++ while $q - $bs - 1 >= $start && substr($$text, $q - $bs - 1, 1) eq '\\';
+		return $q unless $bs % 2;
+		$q++;
+	}
+}
+
+# A line of js_dump.mjs too long for the regular expression of pgs_js_dump,
+# parsed piece by piece into the same hash
+sub _parse_long_dump_line
+{
+	my ($line) = @_;
+	my $p = 0;
+	my $bad = sub {
+		croak "unexpected output of js_dump.mjs at offset $p ($_[0]): "
+		  . substr($line, 0, 200) . '...';
+	};
+	my $lit = sub {
+		my ($t) = @_;
+		$bad->("expected '$t'") unless substr($line, $p, length($t)) eq $t;
+		$p += length($t);
+	};
+	my $str = sub {
+		$lit->('"');
+		my $end = _json_string_end(\$line, $p);
+		$bad->('unterminated string') if $end < 0;
+		my $body = substr($line, $p, $end - $p);
+		$p = $end + 1;
+		return $body;
+	};
+
+	my %m;
+	$lit->('{"seq":');
+	$bad->('sequence') unless substr($line, $p, 24) =~ /^(\d+)/;
+	$m{seq} = $1;
+	$p += length($1);
+	$lit->(',"subject":');
+	$m{subject} = _unjson($str->());
+	$lit->(',"id":');
+	if (substr($line, $p, 4) eq 'null')
+	{
+		$p += 4;
+		$m{id} = undef;
+	}
+	else
+	{
+		$m{id} = _unjson($str->());
+	}
+	$lit->(',"headers":{');
+	my %headers;
+	while (substr($line, $p, 1) ne '}')
+	{
+		my $k = _unjson($str->());
+		$lit->(':');
+		$headers{$k} = _unjson($str->());
+		$p++ if substr($line, $p, 1) eq ',';
+	}
+	$lit->('},"data":');
+	$m{data_raw} = $str->();
+	$lit->('}');
+	$bad->('trailing text') if $p != length($line);
+	$m{headers} = \%headers;
+	return \%m;
+}
+
+my %json_escape = ('"' => '"', '\\' => '\\', '/' => '/', b => "\b", f => "\f",
+	n => "\n", r => "\r", t => "\t");
+
 # The value of a JSON string body (without its quotes); fast path for
-# strings without escapes
+# strings without escapes.  Long strings (large payloads) are unescaped
+# with a substitution: JSON::PP takes about 0.2 s per MB.  Surrogate
+# escapes and malformed input are left to JSON::PP.
 sub _unjson
 {
 	my ($s) = @_;
 	return $s unless $s =~ /\\/;
+	if (length($s) > 4096 && $s !~ /\\u[dD][89a-fA-F]/)
+	{
+		my $chars = $s;
+		if (utf8::decode($chars))
+		{
+			my $ok = 1;
+			$chars =~ s{\\(?:u([0-9a-fA-F]{4})|(["\\/bfnrt])|(.|\z))}
+				{ defined $1 ? chr(hex($1)) : defined $2 ? $json_escape{$2} : do { $ok = 0; '' } }gse;
+			return $chars if $ok;
+		}
+	}
 	return JSON::PP->new->utf8->allow_nonref->decode(qq{"$s"});
 }
 
