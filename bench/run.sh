@@ -252,10 +252,16 @@ sql "SELECT pgoutput_stream.drop_stream('small')" >/dev/null
 pgs_banner "latency: $LAT_TX single-row commits at ~$LAT_RATE/s"
 sql "CREATE TABLE lat (id bigserial PRIMARY KEY, us bigint NOT NULL)"
 sql "CREATE PUBLICATION lat_pub FOR TABLE lat"
+# when each commit had returned to the writer (not published)
+sql "CREATE TABLE lat_done (id bigint PRIMARY KEY, us bigint NOT NULL)"
+sql "CREATE TABLE lat_recv (id bigint PRIMARY KEY, us bigint NOT NULL)"
 make_stream lat lat_pub lat LAT
-echo "INSERT INTO lat (us) VALUES ((extract(epoch FROM clock_timestamp()) * 1000000)::bigint);" >"$work/lat.sql"
+cat >"$work/lat.sql" <<'SQL'
+INSERT INTO lat (us) VALUES ((extract(epoch FROM clock_timestamp()) * 1000000)::bigint);
+INSERT INTO lat_done VALUES (currval('lat_id_seq'), (extract(epoch FROM clock_timestamp()) * 1000000)::bigint);
+SQL
 chmod 644 "$work/lat.sql"
-node "$BENCH_DIR/latency_sub.mjs" "$nats_url" LAT "$LAT_TX" >"$work/lat.json" 2>"$work/lat.err" &
+node "$BENCH_DIR/latency_sub.mjs" "$nats_url" LAT "$LAT_TX" "$work/lat.recv" >"$work/lat.json" 2>"$work/lat.err" &
 sub_pid=$!
 pgs_wait_until 20 grep -q ready "$work/lat.err" || pgs_die "latency subscriber did not start: $(cat "$work/lat.err")"
 run_pgbench -c 1 -j 1 -R "$LAT_RATE" -t "$LAT_TX" -f "$work/lat.sql" >/dev/null
@@ -268,9 +274,21 @@ done
 wait "$sub_pid" || pgs_die "latency subscriber failed: $(cat "$work/lat.err")"
 sub_pid=
 pgs_log "subscriber: $(cat "$work/lat.json")"
+# from the insert's stamp, taken just before its commit (includes the WAL flush)
 figure latency_p50_ms "$(jq -r .p50_ms "$work/lat.json")" ms
 figure latency_p99_ms "$(jq -r .p99_ms "$work/lat.json")" ms
 figure latency_max_ms "$(jq -r .max_ms "$work/lat.json")" ms
+# from the moment the commit had returned to the writer (the next statement's
+# stamp); negative when the event arrived before the writer saw its commit
+chmod 644 "$work/lat.recv"
+psql_cmd -c "\\copy lat_recv FROM '$work/lat.recv'"
+read -r after_p50 after_p99 after_max < <(sql "SELECT round((percentile_cont(0.5) WITHIN GROUP (ORDER BY r.us - d.us) / 1000)::numeric, 2),
+	round((percentile_cont(0.99) WITHIN GROUP (ORDER BY r.us - d.us) / 1000)::numeric, 2),
+	round((max(r.us - d.us) / 1000.0)::numeric, 2)
+	FROM lat_recv r JOIN lat_done d USING (id)" | tr '|' ' ')
+figure latency_after_commit_p50_ms "$after_p50" ms
+figure latency_after_commit_p99_ms "$after_p99" ms
+figure latency_after_commit_max_ms "$after_max" ms
 sql "SELECT pgoutput_stream.drop_stream('lat')" >/dev/null
 
 pgs_log "done"

@@ -39,6 +39,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <time.h>
 
 #include <nats/nats.h>
 
@@ -111,6 +112,8 @@ typedef struct PgsNatsSink
 	int			span_head;
 	int			span_count;
 	int			inflight;		/* messages not yet acknowledged */
+	int64		progress_ms;	/* last acknowledgement, or the publish that
+								 * ended an idle period (monotonic clock) */
 	bool		room_wanted;	/* main thread waits for inflight to drop */
 	bool		failed;
 	char		error[256];
@@ -124,6 +127,19 @@ typedef struct PgsNatsSink
 } PgsNatsSink;
 
 static bool nats_opened = false;
+
+/*
+ * Milliseconds on the monotonic clock: plain libc, so that both threads
+ * can use it.
+ */
+static int64
+monotonic_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* ----------------------------------------------------------------
  * Acknowledgement thread: no PostgreSQL calls below this line until the
@@ -237,6 +253,7 @@ on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
 						 "acknowledgement for unknown message %s", id);
 		}
 		sink->inflight--;
+		sink->progress_ms = monotonic_ms();
 
 		/*
 		 * A main thread waiting for room is woken once half the window is
@@ -788,6 +805,14 @@ check_failed(PgsNatsSink *sink)
 	char		error[256];
 
 	pthread_mutex_lock(&sink->mu);
+	if (!sink->failed && sink->inflight > 0 &&
+		monotonic_ms() - sink->progress_ms > pgs_nats_ack_timeout)
+	{
+		sink->failed = true;
+		snprintf(sink->error, sizeof(sink->error),
+				 "no acknowledgement from JetStream within %d ms (%d messages in flight)",
+				 pgs_nats_ack_timeout, sink->inflight);
+	}
 	failed = sink->failed;
 	memcpy(error, sink->error, sizeof(error));
 	pthread_mutex_unlock(&sink->mu);
@@ -925,14 +950,21 @@ publish_chained(PgsNatsSink *sink, natsMsg *msg, const char *id,
 
 	jsPubOptions_Init(&po);
 	po.MsgId = id;
-	po.MaxWait = pgs_nats_ack_timeout;
+
+	/*
+	 * No MaxWait: cnats would keep a record of every message until its
+	 * deadline, acknowledged or not, which costs memory in proportion to
+	 * the rate.  check_failed() detects a stall instead: nothing
+	 * acknowledged for nats_ack_timeout while messages are in flight.
+	 */
 	if (sink->chain && sink->last_id[0] != '\0')
 		po.ExpectLastMsgId = sink->last_id;
 
 	pthread_mutex_lock(&sink->mu);
 	if (!XLogRecPtrIsInvalid(txn_lsn))
 		current_span(sink, txn_lsn, InvalidXLogRecPtr, standalone)->nmsgs++;
-	sink->inflight++;
+	if (sink->inflight++ == 0)
+		sink->progress_ms = monotonic_ms();
 	pthread_mutex_unlock(&sink->mu);
 
 	s = publish_async(sink, &msg, &po);
