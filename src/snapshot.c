@@ -21,11 +21,15 @@
  * created outside a transaction would set PROC_IN_LOGICAL_DECODING, which
  * makes vacuum ignore our xmin).
  *
- * The slot stays ephemeral until every target acknowledged the snapshot:
- * if the worker or the server dies before, the slot is gone after restart
- * and the snapshot starts over from a new slot, so that the stream never
- * continues from a slot whose snapshot was not delivered.  Consumers may
- * then see part of a snapshot followed by a whole one (docs/snapshot.md).
+ * The slot is made persistent at once and is not confirmed past its start
+ * until every target acknowledged the snapshot.  If the worker stops or
+ * dies before, the next worker finds the slot and takes the snapshot again
+ * with a fresh REPEATABLE READ snapshot, then delivers every change since
+ * the slot's start, including changes that the fresh snapshot contains.
+ * The first attempt is exact; a later one is convergent: a consumer that
+ * applies events by key ends with the tables' rows (docs/snapshot.md).
+ * Each attempt numbers its events from (attempt - 1) << 32, so that NATS
+ * message ids of different attempts never collide.
  *
  * Copyright (c) 2026, pgoutput_stream developers
  *
@@ -97,12 +101,13 @@ pgs_snapshot_take(const PgsStreamConfig *config, const PgsSnapshotHooks *hooks)
 	int			done = 0;
 	uint64		rows = 0;
 
+	/* a slot that cannot be ours fails the stream before it counts */
+	start_lsn = existing_slot_start(config);
 	attempt = begin_attempt(config);
 
 	StartTransactionCommand();
 	/* the snapshot must be this transaction's first, and stay */
 	XactIsoLevel = XACT_REPEATABLE_READ;
-	start_lsn = existing_slot_start(config);
 	if (XLogRecPtrIsInvalid(start_lsn))
 	{
 		LogicalDecodingContext *ctx;
@@ -132,10 +137,14 @@ pgs_snapshot_take(const PgsStreamConfig *config, const PgsSnapshotHooks *hooks)
 				(errmsg("stream \"%s\" takes its initial snapshot at %X/%X",
 						config->name, LSN_FORMAT_ARGS(start_lsn))));
 	}
-	else
+	else if (attempt > 1)
 		ereport(LOG,
 				(errmsg("stream \"%s\" takes its initial snapshot again (attempt %d); the changes since %X/%X follow it",
 						config->name, attempt, LSN_FORMAT_ARGS(start_lsn))));
+	else
+		ereport(LOG,
+				(errmsg("stream \"%s\" takes its initial snapshot from the existing replication slot \"%s\"; the changes since %X/%X follow it",
+						config->name, config->slot_name, LSN_FORMAT_ARGS(start_lsn))));
 	snapshot_time = GetCurrentTimestamp();
 
 	PushActiveSnapshot(GetTransactionSnapshot());
@@ -481,10 +490,10 @@ copy_table(const SnapshotTable *table, const PgsRelation *rel,
 
 /*
  * A stop request (stop_stream(), drop_stream(), alter_stream()) ends the
- * worker between two batches: the snapshot is not delivered, so the
- * ephemeral slot goes with the worker and the next worker starts over, as
- * after a failure.  Without this, the request would wait for the whole
- * snapshot to be read and sent, and drop_stream() gives up after 60 s.
+ * worker between two batches: the snapshot is not delivered, and the next
+ * worker takes it again, as after a failure.  Without this, the request
+ * would wait for the whole snapshot to be read and sent, and drop_stream()
+ * gives up after 60 s.
  */
 static void
 stop_if_requested(const PgsSnapshotHooks *hooks)

@@ -655,6 +655,37 @@ stop_and_wait(const PgsStreamConfig *config)
 }
 
 /*
+ * Whether a slot by this name exists and could be a stream's: a logical
+ * pgoutput slot of this database.  Any other slot by the stream's name
+ * (a standby's physical slot, say, made while the stream had none yet) is
+ * not the stream's to drop.
+ */
+static bool
+slot_is_streams_kind(const char *slot_name)
+{
+	ReplicationSlot *slot;
+	bool		result = false;
+	bool		found = false;
+
+	LWLockAcquire(ReplicationSlotControlLock, LW_SHARED);
+	slot = SearchNamedReplicationSlot(slot_name, false);
+	if (slot != NULL)
+	{
+		found = true;
+		SpinLockAcquire(&slot->mutex);
+		result = slot->data.database == MyDatabaseId &&
+			strcmp(NameStr(slot->data.plugin), "pgoutput") == 0;
+		SpinLockRelease(&slot->mutex);
+	}
+	LWLockRelease(ReplicationSlotControlLock);
+	if (found && !result)
+		ereport(NOTICE,
+				(errmsg("replication slot \"%s\" is not dropped: it is not a logical \"pgoutput\" slot of this database",
+						slot_name)));
+	return result;
+}
+
+/*
  * Remove a stream: stop its worker now, delete its row, and drop its slot
  * (if drop_slot) just before the transaction commits.
  */
@@ -669,7 +700,7 @@ remove_stream(const PgsStreamConfig *config, bool drop_slot)
 	spi_run("DELETE FROM pgoutput_stream.streams WHERE id = $1",
 			1, types, values, SPI_OK_DELETE);
 	SPI_finish();
-	if (drop_slot)
+	if (drop_slot && slot_is_streams_kind(config->slot_name))
 		add_pending(PGS_PENDING_DROP_SLOT_AT_COMMIT, config->id, config->slot_name);
 	add_pending(PGS_PENDING_FORGET, config->id, config->name);
 }
