@@ -63,6 +63,32 @@ pgs_decoder_options(const PgsStreamConfig *config)
 }
 
 /*
+ * Whether a slot by this name exists; if so, *usable says whether it can be
+ * a stream's (a logical pgoutput slot of this database) and *confirmed
+ * (unless NULL) is its confirmed position.
+ */
+bool
+pgs_slot_lookup(const char *slot_name, bool *usable, XLogRecPtr *confirmed)
+{
+	ReplicationSlot *slot;
+
+	*usable = false;
+	LWLockAcquire(ReplicationSlotControlLock, LW_SHARED);
+	slot = SearchNamedReplicationSlot(slot_name, false);
+	if (slot != NULL)
+	{
+		SpinLockAcquire(&slot->mutex);
+		*usable = slot->data.database == MyDatabaseId &&
+			strcmp(NameStr(slot->data.plugin), "pgoutput") == 0;
+		if (confirmed != NULL)
+			*confirmed = slot->data.confirmed_flush;
+		SpinLockRelease(&slot->mutex);
+	}
+	LWLockRelease(ReplicationSlotControlLock);
+	return slot != NULL;
+}
+
+/*
  * Create the stream's slot if it does not exist.  Runs its own transaction;
  * returns true if the slot was created.  An existing slot must be a
  * pgoutput slot of this database.
@@ -70,20 +96,11 @@ pgs_decoder_options(const PgsStreamConfig *config)
 bool
 pgs_decoder_ensure_slot(const PgsStreamConfig *config)
 {
-	ReplicationSlot *slot;
 	bool		created = false;
+	bool		usable;
 
-	LWLockAcquire(ReplicationSlotControlLock, LW_SHARED);
-	slot = SearchNamedReplicationSlot(config->slot_name, false);
-	if (slot != NULL)
+	if (pgs_slot_lookup(config->slot_name, &usable, NULL))
 	{
-		bool		usable;
-
-		SpinLockAcquire(&slot->mutex);
-		usable = slot->data.database == MyDatabaseId &&
-			strcmp(NameStr(slot->data.plugin), "pgoutput") == 0;
-		SpinLockRelease(&slot->mutex);
-		LWLockRelease(ReplicationSlotControlLock);
 		if (!usable)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -92,7 +109,6 @@ pgs_decoder_ensure_slot(const PgsStreamConfig *config)
 					 errdetail("The slot must be a logical slot of this database using the plugin \"pgoutput\".")));
 		return false;
 	}
-	LWLockRelease(ReplicationSlotControlLock);
 
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());

@@ -60,6 +60,7 @@
 #include "utils/snapmgr.h"
 
 #include "compat.h"
+#include "decoder.h"
 #include "filter.h"
 #include "snapshot.h"
 #include "worker.h"
@@ -246,22 +247,10 @@ begin_attempt(const PgsStreamConfig *config)
 static XLogRecPtr
 existing_slot_start(const PgsStreamConfig *config)
 {
-	ReplicationSlot *slot;
 	XLogRecPtr	start = InvalidXLogRecPtr;
-	bool		usable = false;
+	bool		usable;
 
-	LWLockAcquire(ReplicationSlotControlLock, LW_SHARED);
-	slot = SearchNamedReplicationSlot(config->slot_name, false);
-	if (slot != NULL)
-	{
-		SpinLockAcquire(&slot->mutex);
-		usable = slot->data.database == MyDatabaseId &&
-			strcmp(NameStr(slot->data.plugin), "pgoutput") == 0;
-		start = slot->data.confirmed_flush;
-		SpinLockRelease(&slot->mutex);
-	}
-	LWLockRelease(ReplicationSlotControlLock);
-	if (slot != NULL && !usable)
+	if (pgs_slot_lookup(config->slot_name, &usable, &start) && !usable)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("replication slot \"%s\" cannot be used by stream \"%s\"",

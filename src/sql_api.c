@@ -663,26 +663,15 @@ stop_and_wait(const PgsStreamConfig *config)
 static bool
 slot_is_streams_kind(const char *slot_name)
 {
-	ReplicationSlot *slot;
-	bool		result = false;
-	bool		found = false;
+	bool		usable;
 
-	LWLockAcquire(ReplicationSlotControlLock, LW_SHARED);
-	slot = SearchNamedReplicationSlot(slot_name, false);
-	if (slot != NULL)
-	{
-		found = true;
-		SpinLockAcquire(&slot->mutex);
-		result = slot->data.database == MyDatabaseId &&
-			strcmp(NameStr(slot->data.plugin), "pgoutput") == 0;
-		SpinLockRelease(&slot->mutex);
-	}
-	LWLockRelease(ReplicationSlotControlLock);
-	if (found && !result)
+	if (!pgs_slot_lookup(slot_name, &usable, NULL))
+		return false;
+	if (!usable)
 		ereport(NOTICE,
 				(errmsg("replication slot \"%s\" is not dropped: it is not a logical \"pgoutput\" slot of this database",
 						slot_name)));
-	return result;
+	return usable;
 }
 
 /*
