@@ -36,6 +36,8 @@ PGS_APT_PACKAGES=(
 	libipc-run-perl
 	openssl
 	clang
+	libclang-rt-14-dev
+	llvm-14
 )
 
 # ---------------------------------------------------------------------------
