@@ -123,7 +123,9 @@ make -s -C "$build/test/fuzz" -j "$(nproc)" CLANG="$clang" PG_CONFIG="$FZ_PG_CON
 	SANITIZE="$sanitize" >"$FZ_SCRATCH/build.log" 2>&1 ||
 	{ cat "$FZ_SCRATCH/build.log" >&2; fz_die "building the harness failed"; }
 harness=$build/test/fuzz/pgoutput_stream_fuzz.so
-preload=$(make -s -C "$build/test/fuzz" CLANG="$clang" PG_CONFIG="$FZ_PG_CONFIG" \
+# --no-print-directory: under "make installcheck", MAKEFLAGS asks for the
+# "Entering directory" lines, which would end up in the value
+preload=$(make -s --no-print-directory -C "$build/test/fuzz" CLANG="$clang" PG_CONFIG="$FZ_PG_CONFIG" \
 	SANITIZE="$sanitize" print-preload)
 
 # --- instance -------------------------------------------------------------

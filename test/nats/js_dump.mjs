@@ -25,9 +25,7 @@ let count = 0;
 if (info.state.messages > 0) {
   const js = nc.jetstream();
   const consumer = await js.consumers.get(stream, { opt_start_seq: info.state.first_seq });
-  // bounded by bytes too: large messages would exceed what the server lets
-  // one client have pending, and it would drop them
-  const messages = await consumer.consume({ max_bytes: 16 * 1024 * 1024 });
+  const messages = await consumer.consume();
   for await (const m of messages) {
     const headers = {};
     if (m.headers) {
