@@ -684,7 +684,10 @@ run_stream(void)
 		wal_end = pgs_wal_end();
 		caught_up = pgs_decoder_read(decoder, wal_end, PGS_RECORDS_PER_BATCH);
 
+		/* counters first: a reader that sees the slot confirmed sees them */
+		report_counters();
 		pgs_decoder_confirm(deliverable_position(decoder));
+		report_progress(decoder);
 
 		/*
 		 * Save the slot every slot_save_interval, and at once the first time
@@ -701,7 +704,7 @@ run_stream(void)
 			saved_progress |= pgs_decoder_confirmed() > start_confirmed;
 			last_save = GetCurrentTimestamp();
 		}
-		report_progress(decoder);
+
 		if (!worker.waiting)
 			pgs_shmem_set_state(worker.entry,
 								caught_up ? PGS_STATE_STREAMING : PGS_STATE_CATCHING_UP);
