@@ -99,6 +99,8 @@ typedef struct PgsNatsSink
 
 	NatsResumePoint resume;
 	bool		chain;			/* ExpectLastMsgId on every message */
+	uint64		chain_seq;		/* first message after connecting: the
+								 * stream sequence it must follow, or 0 */
 	char		last_id[PGS_NATS_ID_LEN];
 	bool		unflushed;
 	bool		ack_thread_started;	/* cnats starts it at the first publish */
@@ -543,6 +545,7 @@ static void
 unchained(PgsNatsSink *sink, const PgsStreamConfig *config)
 {
 	sink->chain = false;
+	sink->chain_seq = 0;
 	sink->resume.active = false;
 	ereport(LOG,
 			(errmsg("stream \"%s\" is not the only writer of JetStream stream \"%s\"; messages are not chained",
@@ -568,6 +571,7 @@ read_resume_point(PgsNatsSink *sink, const PgsStreamConfig *config, char **reaso
 
 	sink->resume.active = false;
 	sink->chain = true;
+	sink->chain_seq = 0;
 	sink->last_id[0] = '\0';
 
 	s = js_GetStreamInfo(&si, sink->js, sink->stream, NULL, &jerr);
@@ -637,6 +641,8 @@ read_resume_point(PgsNatsSink *sink, const PgsStreamConfig *config, char **reaso
 	 */
 	if (!sink->resume.active || natsMsg_GetSequence(last) != stream_last_seq)
 		sink->chain = false;
+	else
+		sink->chain_seq = stream_last_seq;
 	natsMsg_Destroy(last);
 	if (!sink->chain)
 		unchained(sink, config);
@@ -957,7 +963,18 @@ publish_chained(PgsNatsSink *sink, natsMsg *msg, const char *id,
 	 * the rate.  check_failed() detects a stall instead: nothing
 	 * acknowledged for nats_ack_timeout while messages are in flight.
 	 */
-	if (sink->chain && sink->last_id[0] != '\0')
+	/*
+	 * The first message after connecting is chained by sequence: JetStream
+	 * forgets the last message id across a server restart when that
+	 * message is older than the duplicate window, but not the sequence.
+	 * The following ones are chained by id.
+	 */
+	if (sink->chain && sink->chain_seq > 0)
+	{
+		po.ExpectLastSeq = sink->chain_seq;
+		sink->chain_seq = 0;
+	}
+	else if (sink->chain && sink->last_id[0] != '\0')
 		po.ExpectLastMsgId = sink->last_id;
 
 	pthread_mutex_lock(&sink->mu);

@@ -766,11 +766,24 @@ only writer, and return a list of problems (empty if none):
 
 =cut
 
+# Whether message $m is chained to the one before it: by that message's id
+# (Nats-Expected-Last-Msg-Id), or, for the first message a worker publishes
+# after connecting, by its stream sequence (Nats-Expected-Last-Sequence).
+sub _chained
+{
+	my ($m, $prev_id, $prev_seq) = @_;
+	my $by_id  = $m->{headers}{'Nats-Expected-Last-Msg-Id'};
+	my $by_seq = $m->{headers}{'Nats-Expected-Last-Sequence'};
+	return 1 if defined $by_id && $by_id eq $prev_id;
+	return 1 if !defined $by_id && defined $by_seq && defined $prev_seq && $by_seq == $prev_seq;
+	return 0;
+}
+
 sub pgs_js_problems
 {
 	my ($msgs, $slot, %params) = @_;
 	my (@problems, %seen, @prev_key, %groups);
-	my ($prev_id, $prev_hb);
+	my ($prev_id, $prev_hb, $prev_seq);
 	foreach my $m (@$msgs)
 	{
 		my $id = $m->{id} // '';
@@ -784,11 +797,12 @@ sub pgs_js_problems
 			my $expected = $m->{headers}{'Nats-Expected-Last-Msg-Id'};
 			push @problems, "message $m->{seq}: heartbeat chained to "
 			  . ($expected // '(nothing)') . ", not " . ($prev_id // '(nothing)')
-			  if defined $prev_id && ($expected // '') ne $prev_id;
+			  if defined $prev_id && !_chained($m, $prev_id, $prev_seq);
 			push @problems, "message $m->{seq}: the first message is chained to $expected"
 			  if $params{heartbeats} && !defined $prev_id && defined $expected;
 			push @problems, _heartbeat_problems($m, $slot, \$prev_hb) if $params{heartbeats};
-			$prev_id = $id;
+			$prev_id  = $id;
+			$prev_seq = $m->{seq};
 			next;
 		}
 		my ($s, $lsn, $pos, $relid) = pgs_msg_id_parts($id);
@@ -821,13 +835,14 @@ sub pgs_js_problems
 		{
 			push @problems,
 			  "message $m->{seq}: chained to " . ($expected // '(nothing)') . ", not $prev_id"
-			  if ($expected // '') ne $prev_id;
+			  if !_chained($m, $prev_id, $prev_seq);
 		}
 		elsif (defined $expected)
 		{
 			push @problems, "message $m->{seq}: the first message is chained to $expected";
 		}
-		$prev_id = $id;
+		$prev_id  = $id;
+		$prev_seq = $m->{seq};
 
 		next if defined $relid;
 		push @{ $groups{$lsn} }, [ $pos, $m->{headers}{'Pg-Operation'} // '' ];

@@ -177,7 +177,7 @@ const problem = (p) => { res.nproblems++; if (res.problems.length < 20) res.prob
 const idRe = /^(.+):([0-9A-F]+\/[0-9A-F]+):(\d+)(?::r(\d+))?$/;
 const rowRe = /"new_tuple":\{"id":(\d+)\}\}\}$/;
 const dec = new TextDecoder();
-let prevId = null, expectPos = 0, relations = 0;
+let prevId = null, prevSeq = null, expectPos = 0, relations = 0;
 if (info.state.messages > 0) {
   const c = await nc.jetstream().consumers.get(stream, { opt_start_seq: info.state.first_seq });
   for await (const m of await c.consume()) {
@@ -187,9 +187,13 @@ if (info.state.messages > 0) {
     const op = h ? h.get("Pg-Operation") : "";
     res.ops[op] = (res.ops[op] ?? 0) + 1;
     res.count++;
-    if (prevId !== null && exp !== prevId) problem(`seq ${m.seq}: chained to ${exp}, not ${prevId}`);
+    // the first message after a worker connected is chained by sequence
+    const expSeq = h && h.has("Nats-Expected-Last-Sequence") ? Number(h.get("Nats-Expected-Last-Sequence")) : null;
+    const bySeq = exp === null && expSeq !== null && expSeq === prevSeq;
+    if (prevId !== null && exp !== prevId && !bySeq) problem(`seq ${m.seq}: chained to ${exp}, not ${prevId}`);
     if (prevId === null && exp !== null) problem(`seq ${m.seq}: first message chained to ${exp}`);
     prevId = id;
+    prevSeq = m.seq;
     const p = idRe.exec(id);
     if (!p || p[1] !== slot) { problem(`seq ${m.seq}: bad id ${id}`); if (m.seq >= last) break; continue; }
     res.commit_lsn ??= p[2];

@@ -217,7 +217,7 @@ if (cmd === 'nats') {
   const table = (view, t) => (view[t] ??= new Map());
   const seen = new Set();
   const txns = new Map();
-  let prevId = null;
+  let prevId = null, prevSeq = null;
   let prevKey = null;
   let prevTx = null;
   let snapshotLsn = null;
@@ -294,9 +294,13 @@ if (cmd === 'nats') {
     if (seen.has(id)) problem(`seq ${m.seq}: Nats-Msg-Id ${id} seen before`);
     seen.add(id);
     const exp = m.headers['Nats-Expected-Last-Msg-Id'];
-    if (prevId === null ? exp !== undefined : exp !== prevId)
+    // the first message after a worker connected is chained by sequence
+    const expSeq = m.headers['Nats-Expected-Last-Sequence'];
+    const bySeq = exp === undefined && expSeq !== undefined && Number(expSeq) === prevSeq;
+    if (prevId === null ? exp !== undefined : (exp !== prevId && !bySeq))
       problem(`seq ${m.seq}: chained to ${exp}, not ${prevId}`);
     prevId = id;
+    prevSeq = m.seq;
     const mm = id.match(/^(.+):([0-9A-F]+\/[0-9A-F]+):(\d+)(?::r(\d+))?$/);
     if (!mm || mm[1] !== conf.slot) { problem(`seq ${m.seq}: bad Nats-Msg-Id ${id}`); continue; }
     const lsnText = mm[2];
