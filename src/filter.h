@@ -35,8 +35,8 @@
  * A name pattern: "schema.table" or "schema.table.column", each part a
  * glob where "*" matches any run of characters and "?" one character; a
  * backslash takes the next character literally (to match ".", "*", "?"
- * or "\" in a name).  The parts are stored unescaped-but-marked: see
- * filter.c.
+ * or "\" in a name).  Each part keeps its backslash escapes, which the
+ * matcher in filter.c interprets.
  */
 typedef struct PgsNamePattern
 {

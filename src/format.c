@@ -153,9 +153,9 @@ pgs_format_payload(StringInfo buf, const PgsFormatOptions *opts,
 	if (ev->kind == PGS_EVENT_COMMIT && ev->txn_empty)
 		return false;
 	if ((ev->kind == PGS_EVENT_BEGIN || ev->kind == PGS_EVENT_COMMIT) &&
-		opts->transaction_events == 0 && opts->format != PGS_FORMAT_DEBEZIUM)
+		!opts->transaction_events && opts->format != PGS_FORMAT_DEBEZIUM)
 		return false;
-	if (ev->kind == PGS_EVENT_RELATION && opts->relation_events == 0)
+	if (ev->kind == PGS_EVENT_RELATION && !opts->relation_events)
 		return false;
 
 	switch (opts->format)

@@ -40,9 +40,9 @@ typedef struct PgsFormatOptions
 	PgsFormat	format;
 	PgsValueMode value_mode;
 	const char *subject_prefix; /* first subject token(s), e.g. "postgres" */
-	int			transaction_events; /* Begin/Commit: 1 on, 0 off, -1 the
-									 * format's default */
-	int			relation_events;	/* Relation: likewise */
+	bool		transaction_events; /* Begin/Commit (with debezium: its
+									 * transaction metadata) */
+	bool		relation_events;	/* Relation events */
 	const char *stream_name;	/* for formats that name their source */
 	const char *database;		/* likewise: the stream's database */
 	bool		debezium_feldera;	/* debezium_values "feldera" */

@@ -75,6 +75,7 @@
 /* Events of one table within the current transaction */
 typedef struct DebeziumTableCount
 {
+	Oid			relid;
 	char	   *name;			/* "schema.table", Debezium's data_collection */
 	int64		count;
 } DebeziumTableCount;
@@ -108,7 +109,6 @@ typedef enum DebeziumEncoding
 	DBZ_INTERVAL				/* microseconds */
 } DebeziumEncoding;
 
-static bool transaction_events_on(const PgsFormatOptions *opts);
 static PgsDebeziumState *debezium_state(const PgsFormatOptions *opts);
 static void count_event(PgsDebeziumState *state, const PgsRelation *rel,
 						int64 *total_order, int64 *collection_order);
@@ -128,10 +128,6 @@ static void append_scalar(StringInfo buf, DebeziumEncoding enc,
 						  const char *text, bool feldera);
 static void append_array(StringInfo buf, PgsTypeCacheEntry *type,
 						 const char *text, bool feldera);
-static void append_array_level(StringInfo buf, PgsTypeCacheEntry *type,
-							   DebeziumEncoding enc, bool feldera,
-							   const int *dims, int ndim, Datum *elems,
-							   bool *nulls, int *next);
 static void append_unavailable(StringInfo buf, Oid typid);
 static void append_base64(StringInfo buf, const char *data, int len);
 static void append_iso_time(StringInfo buf, int64 usecs_of_day,
@@ -149,7 +145,7 @@ pgs_render_debezium(StringInfo buf, const PgsFormatOptions *opts,
 	PgsDebeziumState *state = debezium_state(opts);
 
 	/* the initial snapshot is no transaction to Debezium: no metadata */
-	bool		tx_events = transaction_events_on(opts) &&
+	bool		tx_events = opts->transaction_events &&
 		TransactionIdIsValid(ev->xid);
 	const char *op;
 	int			i;
@@ -267,13 +263,6 @@ pgs_render_debezium(StringInfo buf, const PgsFormatOptions *opts,
 	return true;
 }
 
-/* Debezium's provide.transaction.metadata is off unless asked for */
-static bool
-transaction_events_on(const PgsFormatOptions *opts)
-{
-	return opts->transaction_events == 1;
-}
-
 static PgsDebeziumState *
 debezium_state(const PgsFormatOptions *opts)
 {
@@ -307,16 +296,13 @@ static void
 count_event(PgsDebeziumState *state, const PgsRelation *rel,
 			int64 *total_order, int64 *collection_order)
 {
-	char	   *name;
 	int			i;
 
 	*total_order = ++state->total;
-	name = psprintf("%s.%s", rel->nspname, rel->relname);
 	for (i = 0; i < state->ntables; i++)
 	{
-		if (strcmp(state->tables[i].name, name) == 0)
+		if (state->tables[i].relid == rel->relid)
 		{
-			pfree(name);
 			*collection_order = ++state->tables[i].count;
 			return;
 		}
@@ -332,10 +318,11 @@ count_event(PgsDebeziumState *state, const PgsRelation *rel,
 			state->tables = repalloc(state->tables,
 									 sizeof(DebeziumTableCount) * state->maxtables);
 	}
-	state->tables[i].name = MemoryContextStrdup(state->cxt, name);
+	state->tables[i].relid = rel->relid;
+	state->tables[i].name = MemoryContextStrdup(state->cxt,
+												psprintf("%s.%s", rel->nspname, rel->relname));
 	state->tables[i].count = 1;
 	state->ntables++;
-	pfree(name);
 	*collection_order = 1;
 }
 
@@ -370,19 +357,16 @@ append_source(StringInfo buf, const PgsFormatOptions *opts,
 					 commit_usecs / 1000, ev->snapshot ? "true" : "false");
 	escape_json(buf, opts->database ? opts->database : "");
 
-	/* a JSON array in a string: last commit LSN, this event's LSN */
-	appendStringInfoString(buf, ",\"sequence\":");
-	{
-		char	   *sequence;
-
-		if (state->last_commit_lsn != InvalidXLogRecPtr)
-			sequence = psprintf("[\"" UINT64_FORMAT "\",\"" UINT64_FORMAT "\"]",
-								(uint64) state->last_commit_lsn, (uint64) ev->lsn);
-		else
-			sequence = psprintf("[null,\"" UINT64_FORMAT "\"]", (uint64) ev->lsn);
-		escape_json(buf, sequence);
-		pfree(sequence);
-	}
+	/*
+	 * A JSON array in a string: last commit LSN, this event's LSN, both
+	 * decimal strings; written already escaped (only the quotes need it).
+	 */
+	if (state->last_commit_lsn != InvalidXLogRecPtr)
+		appendStringInfo(buf, ",\"sequence\":\"[\\\"" UINT64_FORMAT "\\\",\\\"" UINT64_FORMAT "\\\"]\"",
+						 (uint64) state->last_commit_lsn, (uint64) ev->lsn);
+	else
+		appendStringInfo(buf, ",\"sequence\":\"[null,\\\"" UINT64_FORMAT "\\\"]\"",
+						 (uint64) ev->lsn);
 	appendStringInfo(buf, ",\"ts_us\":" INT64_FORMAT ",\"ts_ns\":" INT64_FORMAT ",\"schema\":",
 					 commit_usecs, commit_usecs * 1000);
 	escape_json(buf, rel ? rel->nspname : "");
@@ -800,63 +784,29 @@ append_scalar(StringInfo buf, DebeziumEncoding enc, const char *text,
 	}
 }
 
-/*
- * An array as a JSON array of its elements' encodings.  The text is
- * parsed with array_in; nested arrays stay nested, bounds are dropped.
- */
+/* How the elements of an array are encoded */
+typedef struct DebeziumElement
+{
+	DebeziumEncoding enc;
+	bool		feldera;
+} DebeziumElement;
+
+static void
+append_element(StringInfo buf, const char *text, void *arg)
+{
+	DebeziumElement *element = (DebeziumElement *) arg;
+
+	append_scalar(buf, element->enc, text, element->feldera);
+}
+
+/* An array as a JSON array of its elements' encodings, bounds dropped */
 static void
 append_array(StringInfo buf, PgsTypeCacheEntry *type, const char *text,
 			 bool feldera)
 {
-	ArrayType  *array;
-	Datum	   *elems;
-	bool	   *nulls;
-	int			nelems;
-	int			next = 0;
+	DebeziumElement element = {encoding_of(type->elembase), feldera};
 
-	array = DatumGetArrayTypeP(FunctionCall3(&type->typinput,
-											 CStringGetDatum(text),
-											 ObjectIdGetDatum(type->typioparam),
-											 Int32GetDatum(-1)));
-	if (ARR_NDIM(array) == 0)
-	{
-		appendStringInfoString(buf, "[]");
-		return;
-	}
-	deconstruct_array(array, type->elemtype, type->elemlen, type->elembyval,
-					  type->elemalign, &elems, &nulls, &nelems);
-	append_array_level(buf, type, encoding_of(type->elembase), feldera,
-					   ARR_DIMS(array), ARR_NDIM(array), elems, nulls, &next);
-}
-
-/* The elements of one dimension, from *next on, in storage order */
-static void
-append_array_level(StringInfo buf, PgsTypeCacheEntry *type,
-				   DebeziumEncoding enc, bool feldera, const int *dims,
-				   int ndim, Datum *elems, bool *nulls, int *next)
-{
-	int			i;
-
-	appendStringInfoChar(buf, '[');
-	for (i = 0; i < dims[0]; i++)
-	{
-		if (i > 0)
-			appendStringInfoChar(buf, ',');
-		if (ndim > 1)
-			append_array_level(buf, type, enc, feldera, dims + 1, ndim - 1,
-							   elems, nulls, next);
-		else
-		{
-			if (nulls[*next])
-				appendStringInfoString(buf, "null");
-			else
-				append_scalar(buf, enc,
-							  OutputFunctionCall(&type->elemoutput, elems[*next]),
-							  feldera);
-			(*next)++;
-		}
-	}
-	appendStringInfoChar(buf, ']');
+	pgs_append_json_array(buf, type, text, append_element, &element);
 }
 
 /*

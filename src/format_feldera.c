@@ -84,62 +84,34 @@ check_datetime(const PgsRelation *rel, int col, const char *text)
 		unrepresentable(rel, col, text);
 }
 
-/* One dimension of an array, elements taken in order from *next */
-static void
-append_dimension(StringInfo buf, const PgsRelation *rel, int col,
-				 PgsTypeCacheEntry *type, Datum *elems, bool *nulls,
-				 int *dims, int ndim, int d, int *next)
+/* Where an array element goes: the column it belongs to */
+typedef struct FelderaElement
 {
-	int			i;
+	const PgsRelation *rel;
+	int			col;
+	Oid			elembase;
+} FelderaElement;
 
-	appendStringInfoChar(buf, '[');
-	for (i = 0; i < dims[d]; i++)
-	{
-		if (i > 0)
-			appendStringInfoChar(buf, ',');
-		if (d < ndim - 1)
-			append_dimension(buf, rel, col, type, elems, nulls,
-							 dims, ndim, d + 1, next);
-		else
-		{
-			if (nulls[*next])
-				appendStringInfoString(buf, "null");
-			else
-				append_value(buf, rel, col, type->elembase,
-							 OutputFunctionCall(&type->elemoutput, elems[*next]));
-			(*next)++;
-		}
-	}
-	appendStringInfoChar(buf, ']');
+/* An array element, rendered like a column of the element type */
+static void
+append_element(StringInfo buf, const char *text, void *arg)
+{
+	FelderaElement *element = (FelderaElement *) arg;
+
+	append_value(buf, element->rel, element->col, element->elembase, text);
 }
 
 /*
- * An array value: parsed with the array type's input function, each
- * element rendered like a column of the element type, dimensions nested.
- * Lower bounds are not kept: Feldera arrays start at 1.
+ * An array value, each element rendered like a column of the element type,
+ * dimensions nested.  Lower bounds are not kept: Feldera arrays start at 1.
  */
 static void
 append_array(StringInfo buf, const PgsRelation *rel, int col,
 			 PgsTypeCacheEntry *type, const char *text)
 {
-	ArrayType  *array;
-	Datum	   *elems;
-	bool	   *nulls;
-	int			nelems;
-	int			next = 0;
+	FelderaElement element = {rel, col, type->elembase};
 
-	array = DatumGetArrayTypeP(InputFunctionCall(&type->typinput,
-												 unconstify(char *, text),
-												 type->typioparam, -1));
-	if (ARR_NDIM(array) == 0)
-	{
-		appendStringInfoString(buf, "[]");
-		return;
-	}
-	deconstruct_array(array, type->elemtype, type->elemlen, type->elembyval,
-					  type->elemalign, &elems, &nulls, &nelems);
-	append_dimension(buf, rel, col, type, elems, nulls,
-					 ARR_DIMS(array), ARR_NDIM(array), 0, &next);
+	pgs_append_json_array(buf, type, text, append_element, &element);
 }
 
 /* One non-NULL value of type typid, given as PostgreSQL text */

@@ -74,6 +74,12 @@ typedef struct PgsTypeCacheEntry
 /* The cached entry of a type; needs a transaction on first use */
 extern PgsTypeCacheEntry *pgs_type_cache_lookup(Oid typid);
 
+/* Append an array as a JSON array, each non-NULL element by element() */
+typedef void (*PgsArrayElementFn) (StringInfo buf, const char *text, void *arg);
+extern void pgs_append_json_array(StringInfo buf, PgsTypeCacheEntry *type,
+								  const char *text, PgsArrayElementFn element,
+								  void *arg);
+
 /*
  * The value of column i of old, for a column whose new value is an
  * unchanged TOASTed one, or NULL if old does not have it (format.c).

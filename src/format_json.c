@@ -33,6 +33,7 @@
 #include "mb/pg_wchar.h"
 #include "nodes/pg_list.h"
 #include "parser/parse_coerce.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/hsearch.h"
@@ -780,6 +781,67 @@ pgs_type_cache_lookup(Oid typid)
 	}
 
 	return entry;
+}
+
+/* One dimension of an array, elements taken in storage order from *next */
+static void
+append_array_dimension(StringInfo buf, PgsTypeCacheEntry *type,
+					   Datum *elems, bool *nulls, const int *dims, int ndim,
+					   int *next, PgsArrayElementFn element, void *arg)
+{
+	int			i;
+
+	appendStringInfoChar(buf, '[');
+	for (i = 0; i < dims[0]; i++)
+	{
+		if (i > 0)
+			appendStringInfoChar(buf, ',');
+		if (ndim > 1)
+			append_array_dimension(buf, type, elems, nulls, dims + 1, ndim - 1,
+								   next, element, arg);
+		else
+		{
+			if (nulls[*next])
+				appendStringInfoString(buf, "null");
+			else
+				element(buf, OutputFunctionCall(&type->elemoutput, elems[*next]),
+						arg);
+			(*next)++;
+		}
+	}
+	appendStringInfoChar(buf, ']');
+}
+
+/*
+ * Append an array value, given as its text, as a JSON array: parsed with
+ * the cached input function, dimensions nested, lower bounds dropped, NULL
+ * elements as null, and every other element appended by element() from
+ * its text.  For renderers with their own element encodings (debezium,
+ * feldera); json uses array_to_json().
+ */
+void
+pgs_append_json_array(StringInfo buf, PgsTypeCacheEntry *type, const char *text,
+					  PgsArrayElementFn element, void *arg)
+{
+	ArrayType  *array;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			nelems;
+	int			next = 0;
+
+	Assert(type->category == PGS_JSON_ARRAY);
+	array = DatumGetArrayTypeP(InputFunctionCall(&type->typinput,
+												 unconstify(char *, text),
+												 type->typioparam, -1));
+	if (ARR_NDIM(array) == 0)
+	{
+		appendStringInfoString(buf, "[]");
+		return;
+	}
+	deconstruct_array(array, type->elemtype, type->elemlen, type->elembyval,
+					  type->elemalign, &elems, &nulls, &nelems);
+	append_array_dimension(buf, type, elems, nulls, ARR_DIMS(array),
+						   ARR_NDIM(array), &next, element, arg);
 }
 
 /*

@@ -46,7 +46,8 @@ typedef struct PgsRelationEntry
 	Oid			relid;			/* hash key */
 	MemoryContext cxt;
 	PgsRelation *rel;
-	bool		streamed;		/* false: table filtered out */
+	bool		streamed;		/* false: the extension's own table, or
+								 * filtered out */
 	int			nremote;		/* columns pgoutput sends */
 	bool	   *keep;			/* per remote column; NULL: keep all */
 	bool		announce;		/* Relation event due before next change */
@@ -161,35 +162,26 @@ remember_relation(PgsProtoState *state, LogicalRepRelation *remote)
 	entry->nremote = remote->natts;
 	entry->keep = keep;
 	entry->announce = false;
-	entry->streamed = pgs_filter_keeps_table(state->filter, nspname,
-											 remote->relname);
+	/*
+	 * Decided once per relation, not per change.  The extension's own table
+	 * is never streamed: a publication FOR ALL TABLES includes it, but its
+	 * changes are the streams' configuration, not application data.
+	 */
+	entry->streamed = strcmp(nspname, "pgoutput_stream") != 0 &&
+		pgs_filter_keeps_table(state->filter, nspname, remote->relname);
 	return rel;
-}
-
-/*
- * The extension's own table is never streamed: a publication FOR ALL
- * TABLES includes it, but its changes are the streams' configuration,
- * not application data.
- */
-static bool
-is_internal(const PgsRelation *rel)
-{
-	return strcmp(rel->nspname, "pgoutput_stream") == 0;
 }
 
 static void init_event(PgsProtoState *state, PgsEvent *ev, PgsEventKind kind,
 					   XLogRecPtr lsn, TransactionId xid);
 
 /*
- * Pass an event on, unless the stream's filters leave it out.  The first
- * event of a transaction that passes is preceded by the transaction's
- * Begin.
+ * Pass an event on, preceded by the transaction's Begin if it is the
+ * transaction's first event that passes the filters.
  */
 static void
-emit(PgsProtoState *state, const PgsEvent *ev)
+pass_on(PgsProtoState *state, const PgsEvent *ev)
 {
-	if (!pgs_filter_keeps_event(state->filter, ev->kind))
-		return;
 	if (state->begin_pending && ev->kind != PGS_EVENT_COMMIT &&
 		!(ev->kind == PGS_EVENT_MESSAGE && !ev->msg_transactional))
 	{
@@ -203,15 +195,23 @@ emit(PgsProtoState *state, const PgsEvent *ev)
 	state->callback(ev, state->callback_arg);
 }
 
+/* Pass an event on, unless the stream's filters leave it out */
+static void
+emit(PgsProtoState *state, const PgsEvent *ev)
+{
+	if (pgs_filter_keeps_event(state->filter, ev->kind))
+		pass_on(state, ev);
+}
+
 /*
- * Pass on a change of the relation in entry, unless the relation is the
- * extension's own table or filtered out, preceded by the relation's
+ * Pass on a change of the relation in entry, unless the relation is not
+ * streamed or the operation filtered out, preceded by the relation's
  * Relation event if that is due.
  */
 static void
 emit_change(PgsProtoState *state, PgsRelationEntry *entry, const PgsEvent *ev)
 {
-	if (!entry->streamed || is_internal(entry->rel) ||
+	if (!entry->streamed ||
 		!pgs_filter_keeps_event(state->filter, ev->kind))
 		return;
 	if (entry->announce)
@@ -222,9 +222,9 @@ emit_change(PgsProtoState *state, PgsRelationEntry *entry, const PgsEvent *ev)
 				   ev->xid);
 		relation.rel = entry->rel;
 		entry->announce = false;
-		emit(state, &relation);
+		pass_on(state, &relation);
 	}
-	emit(state, ev);
+	pass_on(state, ev);
 }
 
 static PgsRelationEntry *

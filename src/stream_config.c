@@ -150,8 +150,8 @@ pgs_config_defaults(PgsStreamConfig *config)
 	config->fmt.format = PGS_FORMAT_JSON;
 	config->fmt.value_mode = PGS_VALUES_TYPED;
 	config->fmt.subject_prefix = "postgres";
-	config->fmt.transaction_events = -1;
-	config->fmt.relation_events = -1;
+	config->fmt.transaction_events = true;	/* debezium: see below */
+	config->fmt.relation_events = true;
 	config->fmt.stream_name = NULL;
 	config->fmt.database = NULL;
 	config->fmt.debezium_feldera = false;
@@ -477,6 +477,7 @@ pgs_apply_options(PgsStreamConfig *config, Jsonb *options)
 	JsonbValue	v;
 	JsonbIteratorToken tok;
 	char	   *key = NULL;
+	bool		transaction_events_set = false;
 
 	if (!JB_ROOT_IS_OBJECT(options))
 		ereport(ERROR,
@@ -556,7 +557,10 @@ pgs_apply_options(PgsStreamConfig *config, Jsonb *options)
 		else if (strcmp(key, "nats_duplicate_window") == 0)
 			config->nats.duplicate_window = int_option(key, value, 0, PG_INT64_MAX / 1000000000);
 		else if (strcmp(key, "transaction_events") == 0)
-			config->fmt.transaction_events = bool_option(key, value) ? 1 : 0;
+		{
+			config->fmt.transaction_events = bool_option(key, value);
+			transaction_events_set = true;
+		}
 		else if (strcmp(key, "debezium_values") == 0)
 		{
 			if (strcmp(value, "connect") == 0)
@@ -567,7 +571,7 @@ pgs_apply_options(PgsStreamConfig *config, Jsonb *options)
 				invalid_option_value(key, value, "Valid values are \"connect\" and \"feldera\".");
 		}
 		else if (strcmp(key, "relation_events") == 0)
-			config->fmt.relation_events = bool_option(key, value) ? 1 : 0;
+			config->fmt.relation_events = bool_option(key, value);
 		else if (strcmp(key, "heartbeat_interval") == 0)
 			config->heartbeat_interval = (int) int_option(key, value, 0, 86400);
 		else if (strcmp(key, "feldera_url") == 0)
@@ -619,6 +623,10 @@ pgs_apply_options(PgsStreamConfig *config, Jsonb *options)
 					 errhint("Valid options are: %s.",
 							 "subject_prefix, value_mode, transaction_events, relation_events, debezium_values, include_tables, exclude_tables, exclude_columns, operations, heartbeat_interval, nats_url, nats_stream, nats_storage, nats_max_msgs, nats_max_bytes, nats_max_age, nats_replicas, nats_duplicate_window, feldera_url, feldera_pipeline, feldera_table_names, feldera_table_map, feldera_tables, feldera_truncate, feldera_max_rows, feldera_wait_completion")));
 	}
+
+	/* Debezium's transaction metadata is off unless asked for, as in Debezium */
+	if (!transaction_events_set && config->fmt.format == PGS_FORMAT_DEBEZIUM)
+		config->fmt.transaction_events = false;
 }
 
 /* Build a config from the current SPI result row */
