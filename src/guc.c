@@ -42,6 +42,7 @@ int			pgs_nats_connect_timeout = 2000;
 int			pgs_nats_ack_timeout = 10000;
 int			pgs_nats_max_pending = 4096;
 int			pgs_nats_max_retry_delay = 30000;
+bool		pgs_nats_encode_headers = true;
 
 char	   *pgs_feldera_url = NULL;
 char	   *pgs_feldera_api_key = NULL;
@@ -183,6 +184,13 @@ pgs_guc_init(void)
 							30000, 100, 3600 * 1000,
 							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
+	DefineCustomBoolVariable("pgoutput_stream.nats_encode_headers",
+							 gettext_noop("Encodes NATS message headers in the extension instead of through the client library's header table."),
+							 gettext_noop("Off falls back to the client library's public header functions, which cost several allocations per header."),
+							 &pgs_nats_encode_headers,
+							 true,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
 
 	DefineCustomStringVariable("pgoutput_stream.feldera_url",
 							   gettext_noop("Base URL of the Feldera API for streams with target feldera."),

@@ -35,6 +35,7 @@ extern int	pgs_nats_connect_timeout;
 extern int	pgs_nats_ack_timeout;
 extern int	pgs_nats_max_pending;
 extern int	pgs_nats_max_retry_delay;
+extern bool pgs_nats_encode_headers;
 
 /* Feldera */
 extern char *pgs_feldera_url;

@@ -26,6 +26,16 @@
  * callback touches nothing but this file's malloc'd state under a pthread
  * mutex, and the process latch, whose SetLatch is async-signal-safe.
  *
+ * Headers: a row change carries eleven headers.  cnats' public header
+ * functions keep them in a hash table, several allocations per header,
+ * which cost more than everything else the worker does per message.  So
+ * the worker encodes the header block itself ("NATS/1.0\r\nKey: value
+ * ...") and hands it to the constructor cnats uses for received messages,
+ * which keeps headers encoded until someone reads them.  That constructor
+ * is exported but not declared in nats.h: it is looked up at run time,
+ * checked once against the public accessors, and without it (or with
+ * pgoutput_stream.nats_encode_headers off) the public functions are used.
+ *
  * This is the only file that includes <nats/nats.h>.
  *
  * Copyright (c) 2026, pgoutput_stream developers
@@ -37,6 +47,7 @@
  */
 #include "postgres.h"
 
+#include <dlfcn.h>
 #include <pthread.h>
 #include <signal.h>
 #include <time.h>
@@ -73,6 +84,38 @@ typedef struct NatsSpan
 	bool		closed;			/* all messages published */
 } NatsSpan;
 
+/*
+ * A published message not yet acknowledged, in a ring in publish order.
+ * cnats hands the message back with its acknowledgement: its address
+ * identifies it, so the acknowledgement thread reads no header.
+ */
+typedef struct NatsPending
+{
+	natsMsg    *msg;
+	XLogRecPtr	lsn;			/* commit LSN (its span), or a heartbeat's
+								 * confirmed LSN */
+	int64		seq;			/* position, or a heartbeat's time */
+	Oid			relid;			/* of a Relation event */
+	bool		heartbeat;
+	bool		acked;
+} NatsPending;
+
+/* One header of a message */
+typedef struct NatsHeader
+{
+	const char *key;
+	const char *value;
+} NatsHeader;
+
+#define PGS_NATS_MAX_HEADERS	12
+
+/* cnats' constructor of a message whose headers are already encoded */
+typedef natsStatus (*CreateEncodedMsgFn) (natsMsg **msg,
+										  const char *subject, int subject_len,
+										  const char *reply, int reply_len,
+										  const char *buf, int buf_len,
+										  int header_len);
+
 /* Where the previous life of the stream stopped in JetStream */
 typedef struct NatsResumePoint
 {
@@ -93,11 +136,14 @@ typedef struct PgsNatsSink
 	jsCtx	   *js;
 	char	   *stream;
 	char	   *url;
+	const char *slot_name;		/* in message ids */
 	char	   *system_id;		/* this cluster's, in every message */
 	XLogRecPtr	commit_time_lsn;	/* transaction commit_time belongs to */
 	char		commit_time[MAXDATELEN + 1];	/* its Pg-Commit-Time header */
 
 	NatsResumePoint resume;
+	bool		encode_headers; /* through create_encoded_msg */
+	StringInfoData msgbuf;		/* headers and payload being encoded */
 	bool		chain;			/* ExpectLastMsgId on every message */
 	uint64		chain_seq;		/* first message after connecting: the
 								 * stream sequence it must follow, or 0 */
@@ -113,6 +159,10 @@ typedef struct PgsNatsSink
 	int			span_cap;
 	int			span_head;
 	int			span_count;
+	NatsPending *pending;		/* malloc'd ring, pending_cap entries */
+	int			pending_cap;
+	int			pending_head;
+	int			pending_count;
 	int			inflight;		/* messages not yet acknowledged */
 	int64		progress_ms;	/* last acknowledgement, or the publish that
 								 * ended an idle period (monotonic clock) */
@@ -129,6 +179,10 @@ typedef struct PgsNatsSink
 } PgsNatsSink;
 
 static bool nats_opened = false;
+
+/* found once per process by find_encoded_msg_constructor() */
+static bool encoded_msg_looked_up = false;
+static CreateEncodedMsgFn create_encoded_msg = NULL;
 
 /*
  * Milliseconds on the monotonic clock: plain libc, so that both threads
@@ -148,6 +202,25 @@ monotonic_ms(void)
  * end of the section.
  * ----------------------------------------------------------------
  */
+
+/*
+ * Format a message id: "<slot>:<hi>/<lo>:<seq>[:r<relid>]" for an event,
+ * "<slot>:<hi>/<lo>:hb<time>" for a heartbeat.  Plain snprintf, so that
+ * the acknowledgement thread can use it too.
+ */
+static void
+format_msg_id(char *buf, const char *slot, const NatsPending *p)
+{
+	if (p->heartbeat)
+		snprintf(buf, PGS_NATS_ID_LEN, "%s:%X/%X:hb" INT64_FORMAT, slot,
+				 LSN_FORMAT_ARGS(p->lsn), p->seq);
+	else if (OidIsValid(p->relid))
+		snprintf(buf, PGS_NATS_ID_LEN, "%s:%X/%X:" INT64_FORMAT ":r%u", slot,
+				 LSN_FORMAT_ARGS(p->lsn), p->seq, p->relid);
+	else
+		snprintf(buf, PGS_NATS_ID_LEN, "%s:%X/%X:" INT64_FORMAT, slot,
+				 LSN_FORMAT_ARGS(p->lsn), p->seq);
+}
 
 /*
  * Parse "<slot>:<hi>/<lo>:<seq>[:r<relid>]" (an event) or
@@ -205,31 +278,53 @@ find_span(PgsNatsSink *sink, XLogRecPtr txn_lsn)
 	return NULL;
 }
 
+/*
+ * Mark msg acknowledged in the ring of pending messages.  Acknowledgements
+ * come in publish order as a rule, so the search ends at the first entry.
+ * Returns the entry, or NULL for a message this sink did not publish.
+ * Caller holds mu.
+ */
+static NatsPending *
+settle_pending(PgsNatsSink *sink, const natsMsg *msg)
+{
+	NatsPending *found = NULL;
+	int			i;
+
+	for (i = 0; i < sink->pending_count; i++)
+	{
+		NatsPending *p = &sink->pending[(sink->pending_head + i) % sink->pending_cap];
+
+		if (!p->acked && p->msg == msg)
+		{
+			p->acked = true;
+			p->msg = NULL;
+			found = p;
+			break;
+		}
+	}
+	return found;
+}
+
 static void
 on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
 {
 	PgsNatsSink *sink = (PgsNatsSink *) closure;
-	const char *id = NULL;
-	XLogRecPtr	txn_lsn;
-	int64		seq;
-	bool		is_relation;
 	bool		wake = false;
 
 	(void) js;
-	if (natsMsgHeader_Get(msg, "Nats-Msg-Id", &id) != NATS_OK ||
-		!parse_msg_id(id, &txn_lsn, &seq, &is_relation))
-	{
-		/* the warm-up message, which no stream stores */
-		natsMsg_Destroy(msg);
-		return;
-	}
-
 	pthread_mutex_lock(&sink->mu);
 	{
-		/* heartbeats belong to no transaction */
-		NatsSpan   *span = seq < 0 ? NULL : find_span(sink, txn_lsn);
+		NatsPending *p = settle_pending(sink, msg);
+		NatsSpan   *span = NULL;
+		bool		heartbeat = false;
 
-		if (pa != NULL && (span != NULL || seq < 0))
+		if (p != NULL)
+		{
+			heartbeat = p->heartbeat;
+			if (!heartbeat)
+				span = find_span(sink, p->lsn);
+		}
+		if (pa != NULL && (span != NULL || heartbeat))
 		{
 			if (span != NULL)
 			{
@@ -243,8 +338,15 @@ on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
 		}
 		else if (!sink->failed)
 		{
+			char		id[PGS_NATS_ID_LEN];
+
 			sink->failed = true;
-			if (pae != NULL)
+			if (p != NULL)
+				format_msg_id(id, sink->slot_name, p);
+			if (p == NULL)
+				snprintf(sink->error, sizeof(sink->error),
+						 "acknowledgement for a message this stream did not publish");
+			else if (pae != NULL)
 				snprintf(sink->error, sizeof(sink->error),
 						 "message %s was not stored: %s%s%s (error code %d)",
 						 id, natsStatus_GetText(pae->Err),
@@ -252,7 +354,13 @@ on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
 						 (int) pae->ErrCode);
 			else
 				snprintf(sink->error, sizeof(sink->error),
-						 "acknowledgement for unknown message %s", id);
+						 "acknowledgement for message %s of no open transaction", id);
+		}
+		/* acknowledged entries at the head of the ring are done with */
+		while (sink->pending_count > 0 && sink->pending[sink->pending_head].acked)
+		{
+			sink->pending_head = (sink->pending_head + 1) % sink->pending_cap;
+			sink->pending_count--;
 		}
 		sink->inflight--;
 		sink->progress_ms = monotonic_ms();
@@ -279,6 +387,74 @@ on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
 }
 
 /* ---------------------------------------------------------------- */
+
+/*
+ * cnats' natsMsg_create, if this library has it and it behaves as
+ * expected: a message made of an encoded header block and a payload must
+ * show its subject, headers and payload through the public accessors.
+ * Its signature has not changed since cnats 2.2, which brought headers.
+ */
+static CreateEncodedMsgFn
+find_encoded_msg_constructor(void)
+{
+	static const char block[] = "NATS/1.0\r\nPg-Check: a b\r\nPg-Other: c\r\n\r\npayload";
+	const int	payload_len = 7;
+	Dl_info		info;
+	void	   *lib;
+	CreateEncodedMsgFn fn;
+	natsMsg    *msg = NULL;
+	const char *value = NULL;
+	bool		ok;
+
+	if (nats_GetVersionNumber() < 0x020200)
+		return NULL;
+	if (dladdr((void *) natsMsg_Create, &info) == 0 || info.dli_fname == NULL)
+		return NULL;
+	/* already loaded as our dependency: this only takes a reference */
+	lib = dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD);
+	if (lib == NULL)
+		return NULL;
+	fn = (CreateEncodedMsgFn) dlsym(lib, "natsMsg_create");
+	dlclose(lib);
+	if (fn == NULL)
+		return NULL;
+
+	ok = fn(&msg, "pgs.check", 9, NULL, 0, block, (int) sizeof(block) - 1,
+			(int) sizeof(block) - 1 - payload_len) == NATS_OK &&
+		strcmp(natsMsg_GetSubject(msg), "pgs.check") == 0 &&
+		natsMsg_GetDataLength(msg) == payload_len &&
+		memcmp(natsMsg_GetData(msg), "payload", payload_len) == 0 &&
+		natsMsgHeader_Get(msg, "Pg-Other", &value) == NATS_OK &&
+		strcmp(value, "c") == 0 &&
+		natsMsgHeader_Get(msg, "Pg-Check", &value) == NATS_OK &&
+		strcmp(value, "a b") == 0;
+	natsMsg_Destroy(msg);
+	return ok ? fn : NULL;
+}
+
+/*
+ * Whether a stream's connection encodes headers itself.  The slower
+ * fallback is logged, so that an operator can tell why.
+ */
+static bool
+use_encoded_headers(const char *stream_name)
+{
+	if (!encoded_msg_looked_up)
+	{
+		create_encoded_msg = find_encoded_msg_constructor();
+		encoded_msg_looked_up = true;
+	}
+	if (pgs_nats_encode_headers && create_encoded_msg != NULL)
+		return true;
+	ereport(LOG,
+			(errmsg("stream \"%s\" sets NATS message headers through the client library's header functions",
+					stream_name),
+			 !pgs_nats_encode_headers ?
+			 errdetail("\"pgoutput_stream.nats_encode_headers\" is off.") :
+			 errdetail("NATS client library %s has no usable constructor for messages with encoded headers.",
+					   nats_GetVersion())));
+	return false;
+}
 
 /*
  * The server URLs as messages show them: the user information of each URL
@@ -721,7 +897,10 @@ try_connect(PgsNatsSink *sink, const PgsStreamConfig *config, char **reason)
 				s = NATS_ERR;
 		}
 		if (s == NATS_OK)
+		{
+			sink->encode_headers = use_encoded_headers(config->name);
 			ok = true;
+		}
 	}
 	PG_FINALLY();
 	{
@@ -732,19 +911,6 @@ try_connect(PgsNatsSink *sink, const PgsStreamConfig *config, char **reason)
 	if (!ok)
 		destroy_connection(sink);
 	return ok;
-}
-
-/* Id of an event: slot, commit LSN, position (and relation id) */
-static void
-make_msg_id(char *buf, const PgsStreamConfig *config, XLogRecPtr txn_lsn,
-			const PgsOutput *out)
-{
-	if (out->event->kind == PGS_EVENT_RELATION)
-		snprintf(buf, PGS_NATS_ID_LEN, "%s:%X/%X:" INT64_FORMAT ":r%u", config->slot_name,
-				 LSN_FORMAT_ARGS(txn_lsn), out->seq, out->event->rel->relid);
-	else
-		snprintf(buf, PGS_NATS_ID_LEN, "%s:%X/%X:" INT64_FORMAT, config->slot_name,
-				 LSN_FORMAT_ARGS(txn_lsn), out->seq);
 }
 
 /* Whether an event was stored before the previous life of the stream ended */
@@ -870,7 +1036,8 @@ wait_for_room(PgsNatsSink *sink)
 		retire_spans(sink);
 		pthread_mutex_lock(&sink->mu);
 		room = sink->inflight < pgs_nats_max_pending &&
-			sink->span_count < sink->span_cap - 1;
+			sink->span_count < sink->span_cap - 1 &&
+			sink->pending_count < sink->pending_cap - 1;
 		sink->room_wanted = !room;
 		pthread_mutex_unlock(&sink->mu);
 		if (room)
@@ -910,10 +1077,11 @@ current_span(PgsNatsSink *sink, XLogRecPtr txn_lsn, XLogRecPtr end_lsn, bool clo
 /*
  * js_PublishMsgAsync, with every signal blocked the first time: the first
  * asynchronous publish starts cnats' acknowledgement thread, which must
- * not take PostgreSQL's signals.
+ * not take PostgreSQL's signals.  Headers come with the message, so there
+ * are no publish options.
  */
 static natsStatus
-publish_async(PgsNatsSink *sink, natsMsg **msg, jsPubOptions *po)
+publish_async(PgsNatsSink *sink, natsMsg **msg)
 {
 	natsStatus	s;
 
@@ -924,45 +1092,108 @@ publish_async(PgsNatsSink *sink, natsMsg **msg, jsPubOptions *po)
 
 		sigfillset(&all);
 		pthread_sigmask(SIG_BLOCK, &all, &old);
-		s = js_PublishMsgAsync(sink->js, msg, po);
+		s = js_PublishMsgAsync(sink->js, msg, NULL);
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		sink->ack_thread_started = true;
 		return s;
 	}
-	return js_PublishMsgAsync(sink->js, msg, po);
-}
-
-static void
-set_header(natsMsg *msg, const char *key, const char *value)
-{
-	if (natsMsgHeader_Set(msg, key, value) != NATS_OK)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("could not set NATS header \"%s\"", key)));
+	return js_PublishMsgAsync(sink->js, msg, NULL);
 }
 
 /*
- * Publish msg under id, chained to the previous message, and count it in
- * flight first (in the span of txn_lsn unless that is Invalid, as for a
+ * Append "key: value\r\n" to an encoded header block.  CR and LF in a
+ * value become spaces, as cnats does (the values here never have them).
+ */
+static void
+append_header(StringInfo buf, const char *key, const char *value)
+{
+	int			start;
+	int			i;
+
+	appendStringInfoString(buf, key);
+	appendBinaryStringInfo(buf, ": ", 2);
+	start = buf->len;
+	appendStringInfoString(buf, value);
+	for (i = start; i < buf->len; i++)
+	{
+		if (buf->data[i] == '\r' || buf->data[i] == '\n')
+			buf->data[i] = ' ';
+	}
+	appendBinaryStringInfo(buf, "\r\n", 2);
+}
+
+/* A message with these headers and payload; raises an error on failure */
+static natsMsg *
+make_message(PgsNatsSink *sink, const char *subject, const char *payload,
+			 int payload_len, const NatsHeader *headers, int nheaders)
+{
+	natsMsg    *msg = NULL;
+	natsStatus	s;
+	int			i;
+
+	if (sink->encode_headers)
+	{
+		StringInfo	buf = &sink->msgbuf;
+		int			header_len;
+
+		/* a huge event's buffer is not kept for the small ones after it */
+		if (buf->maxlen > 8 * 1024 * 1024)
+		{
+			pfree(buf->data);
+			initStringInfo(buf);
+		}
+		resetStringInfo(buf);
+		appendBinaryStringInfo(buf, "NATS/1.0\r\n", 10);
+		for (i = 0; i < nheaders; i++)
+			append_header(buf, headers[i].key, headers[i].value);
+		appendBinaryStringInfo(buf, "\r\n", 2);
+		header_len = buf->len;
+		appendBinaryStringInfo(buf, payload, payload_len);
+		s = create_encoded_msg(&msg, subject, (int) strlen(subject), NULL, 0,
+							   buf->data, buf->len, header_len);
+		if (s != NATS_OK)
+			report_nats_error("could not create NATS message", s);
+		return msg;
+	}
+
+	s = natsMsg_Create(&msg, subject, NULL, payload, payload_len);
+	if (s != NATS_OK)
+		report_nats_error("could not create NATS message", s);
+	for (i = 0; i < nheaders; i++)
+	{
+		s = natsMsgHeader_Set(msg, headers[i].key, headers[i].value);
+		if (s != NATS_OK)
+		{
+			natsMsg_Destroy(msg);
+			report_nats_error("could not set NATS message header", s);
+		}
+	}
+	return msg;
+}
+
+/*
+ * Publish a message with its id, chained to the previous message, and
+ * count it in flight first (in the span of its transaction unless it is a
  * heartbeat), because its acknowledgement may come at once.  The message
  * belongs to cnats afterwards.  A refused publish fails the sink.
  */
 static void
-publish_chained(PgsNatsSink *sink, natsMsg *msg, const char *id,
-				XLogRecPtr txn_lsn, bool standalone)
+publish_chained(PgsNatsSink *sink, const char *subject, const char *payload,
+				int payload_len, const NatsHeader *headers, int nheaders,
+				const NatsPending *what, bool standalone)
 {
-	jsPubOptions po;
+	NatsHeader	all[PGS_NATS_MAX_HEADERS + 2];
+	int			n = 0;
+	char		id[PGS_NATS_ID_LEN];
+	char		seqbuf[32];
+	natsMsg    *msg;
 	natsStatus	s;
 
-	jsPubOptions_Init(&po);
-	po.MsgId = id;
+	Assert(nheaders <= PGS_NATS_MAX_HEADERS);
+	format_msg_id(id, sink->slot_name, what);
+	all[n].key = "Nats-Msg-Id";
+	all[n++].value = id;
 
-	/*
-	 * No MaxWait: cnats would keep a record of every message until its
-	 * deadline, acknowledged or not, which costs memory in proportion to
-	 * the rate.  check_failed() detects a stall instead: nothing
-	 * acknowledged for nats_ack_timeout while messages are in flight.
-	 */
 	/*
 	 * The first message after connecting is chained by sequence: JetStream
 	 * forgets the last message id across a server restart when that
@@ -971,26 +1202,50 @@ publish_chained(PgsNatsSink *sink, natsMsg *msg, const char *id,
 	 */
 	if (sink->chain && sink->chain_seq > 0)
 	{
-		po.ExpectLastSeq = sink->chain_seq;
-		sink->chain_seq = 0;
+		snprintf(seqbuf, sizeof(seqbuf), UINT64_FORMAT, (uint64) sink->chain_seq);
+		all[n].key = "Nats-Expected-Last-Sequence";
+		all[n++].value = seqbuf;
 	}
 	else if (sink->chain && sink->last_id[0] != '\0')
-		po.ExpectLastMsgId = sink->last_id;
+	{
+		all[n].key = "Nats-Expected-Last-Msg-Id";
+		all[n++].value = sink->last_id;
+	}
+	memcpy(&all[n], headers, sizeof(NatsHeader) * nheaders);
+	n += nheaders;
 
+	msg = make_message(sink, subject, payload, payload_len, all, n);
+
+	/*
+	 * No MaxWait: cnats would keep a record of every message until its
+	 * deadline, acknowledged or not, which costs memory in proportion to
+	 * the rate.  check_failed() detects a stall instead: nothing
+	 * acknowledged for nats_ack_timeout while messages are in flight.
+	 */
 	pthread_mutex_lock(&sink->mu);
-	if (!XLogRecPtrIsInvalid(txn_lsn))
-		current_span(sink, txn_lsn, InvalidXLogRecPtr, standalone)->nmsgs++;
-	if (sink->inflight++ == 0)
-		sink->progress_ms = monotonic_ms();
+	{
+		NatsPending *p = &sink->pending[(sink->pending_head + sink->pending_count) %
+										sink->pending_cap];
+
+		*p = *what;
+		p->msg = msg;
+		p->acked = false;
+		sink->pending_count++;
+		if (!what->heartbeat)
+			current_span(sink, what->lsn, InvalidXLogRecPtr, standalone)->nmsgs++;
+		if (sink->inflight++ == 0)
+			sink->progress_ms = monotonic_ms();
+	}
 	pthread_mutex_unlock(&sink->mu);
 
-	s = publish_async(sink, &msg, &po);
+	s = publish_async(sink, &msg);
 	if (s != NATS_OK)
 	{
 		char	   *text = nats_error_text(s);
 
-		natsMsg_Destroy(msg);
+		/* not sent, and no acknowledgement will come: the message is ours */
 		pthread_mutex_lock(&sink->mu);
+		sink->pending_count--;
 		if (!sink->failed)
 		{
 			sink->failed = true;
@@ -998,8 +1253,10 @@ publish_chained(PgsNatsSink *sink, natsMsg *msg, const char *id,
 					 "could not publish message %s: %s", id, text);
 		}
 		pthread_mutex_unlock(&sink->mu);
+		natsMsg_Destroy(msg);
 		check_failed(sink);
 	}
+	sink->chain_seq = 0;
 	strlcpy(sink->last_id, id, sizeof(sink->last_id));
 	sink->unflushed = true;
 }
@@ -1044,63 +1301,68 @@ nats_send(PgsSink *base, const PgsOutput *out)
 {
 	PgsNatsSink *sink = (PgsNatsSink *) base;
 	const PgsEvent *ev = out->event;
-	volatile bool standalone = (ev->kind == PGS_EVENT_MESSAGE && !ev->msg_transactional);
+	bool		standalone = (ev->kind == PGS_EVENT_MESSAGE && !ev->msg_transactional);
 	XLogRecPtr	txn_lsn = standalone ? ev->lsn : ev->final_lsn;
-	char		id[PGS_NATS_ID_LEN];
-	natsMsg    *msg = NULL;
-	natsStatus	s;
+	NatsPending what;
+	NatsHeader	headers[PGS_NATS_MAX_HEADERS];
+	int			n = 0;
+	char		lsn[32];
+	char		commit_lsn[32];
+	char		xid[16];
 
 	if (already_stored(sink, txn_lsn, out))
 		return;
 	wait_for_room(sink);
 
-	make_msg_id(id, base->config, txn_lsn, out);
-	s = natsMsg_Create(&msg, out->subject, NULL, out->payload, out->payload_len);
-	if (s != NATS_OK)
-		report_nats_error("could not create NATS message", s);
-	PG_TRY();
-	{
-		char		value[32];
+	memset(&what, 0, sizeof(what));
+	what.lsn = txn_lsn;
+	what.seq = out->seq;
+	what.relid = ev->kind == PGS_EVENT_RELATION ? ev->rel->relid : InvalidOid;
 
-		snprintf(value, sizeof(value), "%X/%X", LSN_FORMAT_ARGS(ev->lsn));
-		set_header(msg, "Pg-Lsn", value);
-		snprintf(value, sizeof(value), "%X/%X", LSN_FORMAT_ARGS(txn_lsn));
-		set_header(msg, "Pg-Commit-Lsn", value);
-		if (TransactionIdIsValid(ev->xid))
-		{
-			snprintf(value, sizeof(value), "%u", ev->xid);
-			set_header(msg, "Pg-Xid", value);
-		}
-		if (!standalone && ev->commit_time != 0)
-		{
-			/* the same for every message of a transaction: format it once */
-			if (sink->commit_time_lsn != txn_lsn)
-			{
-				strlcpy(sink->commit_time, timestamptz_to_str(ev->commit_time),
-						sizeof(sink->commit_time));
-				sink->commit_time_lsn = txn_lsn;
-			}
-			set_header(msg, "Pg-Commit-Time", sink->commit_time);
-		}
-		if (ev->rel != NULL)
-		{
-			set_relation_headers(sink, ev->rel);
-			set_header(msg, "Pg-Schema", sink->hdr_schema.data);
-			set_header(msg, "Pg-Table", sink->hdr_table.data);
-		}
-		set_header(msg, "Pg-Operation", pgs_event_kind_name(ev->kind));
-		if (ev->snapshot)
-			set_header(msg, "Pg-Snapshot", "true");
-		set_header(msg, "Pg-System-Id", sink->system_id);
-	}
-	PG_CATCH();
+	snprintf(lsn, sizeof(lsn), "%X/%X", LSN_FORMAT_ARGS(ev->lsn));
+	headers[n].key = "Pg-Lsn";
+	headers[n++].value = lsn;
+	snprintf(commit_lsn, sizeof(commit_lsn), "%X/%X", LSN_FORMAT_ARGS(txn_lsn));
+	headers[n].key = "Pg-Commit-Lsn";
+	headers[n++].value = commit_lsn;
+	if (TransactionIdIsValid(ev->xid))
 	{
-		natsMsg_Destroy(msg);
-		PG_RE_THROW();
+		snprintf(xid, sizeof(xid), "%u", ev->xid);
+		headers[n].key = "Pg-Xid";
+		headers[n++].value = xid;
 	}
-	PG_END_TRY();
+	if (!standalone && ev->commit_time != 0)
+	{
+		/* the same for every message of a transaction: format it once */
+		if (sink->commit_time_lsn != txn_lsn)
+		{
+			strlcpy(sink->commit_time, timestamptz_to_str(ev->commit_time),
+					sizeof(sink->commit_time));
+			sink->commit_time_lsn = txn_lsn;
+		}
+		headers[n].key = "Pg-Commit-Time";
+		headers[n++].value = sink->commit_time;
+	}
+	if (ev->rel != NULL)
+	{
+		set_relation_headers(sink, ev->rel);
+		headers[n].key = "Pg-Schema";
+		headers[n++].value = sink->hdr_schema.data;
+		headers[n].key = "Pg-Table";
+		headers[n++].value = sink->hdr_table.data;
+	}
+	headers[n].key = "Pg-Operation";
+	headers[n++].value = pgs_event_kind_name(ev->kind);
+	if (ev->snapshot)
+	{
+		headers[n].key = "Pg-Snapshot";
+		headers[n++].value = "true";
+	}
+	headers[n].key = "Pg-System-Id";
+	headers[n++].value = sink->system_id;
 
-	publish_chained(sink, msg, id, txn_lsn, standalone);
+	publish_chained(sink, out->subject, out->payload, out->payload_len,
+					headers, n, &what, standalone);
 	base->sent++;
 }
 
@@ -1113,18 +1375,19 @@ static void
 nats_heartbeat(PgsSink *base, XLogRecPtr confirmed)
 {
 	PgsNatsSink *sink = (PgsNatsSink *) base;
-	char		id[PGS_NATS_ID_LEN];
+	NatsPending what;
+	NatsHeader	headers[3];
 	char		lsn[32];
-	natsMsg    *msg = NULL;
-	natsStatus	s;
 	StringInfoData subject;
 	StringInfoData payload;
 	TimestampTz now = GetCurrentTimestamp();
 
 	wait_for_room(sink);
+	memset(&what, 0, sizeof(what));
+	what.heartbeat = true;
+	what.lsn = confirmed;
+	what.seq = (int64) now;
 	snprintf(lsn, sizeof(lsn), "%X/%X", LSN_FORMAT_ARGS(confirmed));
-	snprintf(id, sizeof(id), "%s:%s:hb" INT64_FORMAT, base->config->slot_name, lsn,
-			 (int64) now);
 	initStringInfo(&subject);
 	appendStringInfo(&subject, "%s.heartbeat", base->config->fmt.subject_prefix);
 	initStringInfo(&payload);
@@ -1140,18 +1403,15 @@ nats_heartbeat(PgsSink *base, XLogRecPtr confirmed)
 		appendStringInfo(&payload, "{\"Heartbeat\":{\"confirmed_lsn\":\"%s\",\"time\":\"%s\"}}",
 						 lsn, time);
 	}
-	s = natsMsg_Create(&msg, subject.data, NULL, payload.data, payload.len);
-	if (s != NATS_OK)
-		report_nats_error("could not create NATS message", s);
-	if (natsMsgHeader_Set(msg, "Pg-Lsn", lsn) != NATS_OK ||
-		natsMsgHeader_Set(msg, "Pg-Operation", "heartbeat") != NATS_OK ||
-		natsMsgHeader_Set(msg, "Pg-System-Id", sink->system_id) != NATS_OK)
-	{
-		natsMsg_Destroy(msg);
-		report_nats_error("could not set NATS header", NATS_NO_MEMORY);
-	}
+	headers[0].key = "Pg-Lsn";
+	headers[0].value = lsn;
+	headers[1].key = "Pg-Operation";
+	headers[1].value = "heartbeat";
+	headers[2].key = "Pg-System-Id";
+	headers[2].value = sink->system_id;
 	/* no span: a heartbeat belongs to no transaction */
-	publish_chained(sink, msg, id, InvalidXLogRecPtr, false);
+	publish_chained(sink, subject.data, payload.data, payload.len, headers, 3,
+					&what, false);
 }
 
 static void
@@ -1267,6 +1527,11 @@ pgs_sink_nats_create(const PgsStreamConfig *config)
 	sink->span_cap = pgs_nats_max_pending + 2;
 	sink->spans = MemoryContextAllocHuge(CurrentMemoryContext,
 										 sizeof(NatsSpan) * sink->span_cap);
+	sink->pending_cap = pgs_nats_max_pending + 2;
+	sink->pending = MemoryContextAllocHuge(CurrentMemoryContext,
+										   sizeof(NatsPending) * sink->pending_cap);
+	sink->slot_name = pstrdup(config->slot_name);
+	initStringInfo(&sink->msgbuf);
 
 	for (;;)
 	{

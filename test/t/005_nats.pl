@@ -398,6 +398,65 @@ SELECT pgoutput_stream.drop_stream(name) FROM unnest('{sp,st,q,qp,qt}'::text[]) 
 });
 
 # ---------------------------------------------------------------------
+# (a2) headers through the client library's header functions
+# (pgoutput_stream.nats_encode_headers off): the same headers, chain and
+# payloads as the headers the worker encodes itself
+# ---------------------------------------------------------------------
+{
+	my $offset = -s $node->logfile;
+	my $before = pgs_js_dump($nats->url, 'postgres_replication')->{last_seq};
+	$node->safe_psql('postgres', q{
+ALTER SYSTEM SET pgoutput_stream.nats_encode_headers = off;
+SELECT pg_reload_conf();
+SELECT pgoutput_stream.stop_stream('s');
+});
+	ok(pgs_wait_for_status($node, 'postgres', 's', "state = 'stopped'"), 'stream s stopped');
+	$node->safe_psql('postgres', "SELECT pgoutput_stream.start_stream('s')");
+	ok(pgs_wait_for_status($node, 'postgres', 's', "state = 'streaming' AND pid IS NOT NULL"),
+		'stream s streams again with nats_encode_headers off');
+	$node->safe_psql(
+		'postgres', q{
+INSERT INTO t1 VALUES (50, 'library headers', 5, '{}');
+BEGIN;
+UPDATE "sch ema"."we.ird *>tab" SET "col.x" = 'w1c' WHERE id = 1;
+SELECT pg_logical_emit_message(true, 'tx.prefix *', 'library');
+COMMIT;
+});
+	ok(pgs_wait_delivered($node, 'postgres', 's'), 'stream s delivered with library headers');
+	like(slurp_file($node->logfile, $offset),
+		qr/stream "s" sets NATS message headers through the client library's header functions/,
+		'the worker says it sets headers through the client library');
+
+	my @all = @{ pgs_js_dump($nats->url, 'postgres_replication')->{msgs} };
+	my @new = grep { $_->{seq} > $before } @all;
+	my %keys;
+	$keys{ $_->{headers}{'Pg-Operation'} } = join(',', sort keys %{ $_->{headers} }) foreach @new;
+	my $row = 'Nats-Expected-Last-Msg-Id,Nats-Msg-Id,Pg-Commit-Lsn,Pg-Commit-Time,Pg-Lsn,'
+	  . 'Pg-Operation,Pg-Schema,Pg-System-Id,Pg-Table,Pg-Xid';
+	is_deeply(
+		[ map { $_->{subject} } grep { $_->{headers}{'Pg-Operation'} ne 'relation' } @new ],
+		[
+			@tx_begin, 'postgres.public.t1.insert', @tx_commit,
+			@tx_begin, "$weird.update", 'postgres.messages.tx%2Eprefix%20%2A', @tx_commit
+		],
+		'library headers: the events arrive in commit order');
+	is($keys{insert}, $row, 'library headers: an insert has every header');
+	is($keys{update}, $row, 'library headers: an update has every header');
+	my ($upd) = grep { $_->{headers}{'Pg-Operation'} eq 'update' } @new;
+	is_deeply(
+		[ map { $upd->{headers}{$_} } qw(Pg-Schema Pg-Table) ],
+		[ 'sch%20ema', 'we%2Eird%20%2A%3Etab' ],
+		'library headers: escaped schema and table');
+	no_problems(\@all, 'pgs_s',
+		'encoded and library headers: unique ids, commit order, one chain, whole transactions');
+
+	$node->safe_psql('postgres', q{
+ALTER SYSTEM RESET pgoutput_stream.nats_encode_headers;
+SELECT pg_reload_conf();
+});
+}
+
+# ---------------------------------------------------------------------
 # (b) existing JetStream streams: used as they are if they capture the
 # prefix; a stream that does not capture it makes the pgoutput stream wait
 # (the JetStream stream is never altered) until it is fixed
