@@ -119,6 +119,28 @@ sql() { psql_cmd -c "$1"; }
 pgs_as_postgres createdb -h "$work" -p "$pg_port" bench
 sql "CREATE EXTENSION pgoutput_stream"
 
+# Waits, polling every millisecond in one session, until stream $1 has
+# confirmed all WAL written so far (JetStream acknowledged everything), and
+# returns the time (Unix epoch, seconds) when it had.  One session, so that
+# the lag is not the cost of starting psql, curl and jq many times over.
+sql "CREATE FUNCTION bench_caught_up_at(stream text, timeout_s float8) RETURNS float8
+LANGUAGE plpgsql AS \$\$
+DECLARE
+	target pg_lsn := pg_current_wal_lsn();
+	deadline timestamptz := clock_timestamp() + make_interval(secs => timeout_s);
+BEGIN
+	LOOP
+		IF (SELECT lag_bytes = 0 OR confirmed_lsn >= target
+			FROM pgoutput_stream.stream_status WHERE name = stream) THEN
+			RETURN extract(epoch FROM clock_timestamp());
+		END IF;
+		IF clock_timestamp() > deadline THEN
+			RAISE EXCEPTION 'stream % did not confirm % within % s', stream, target, timeout_s;
+		END IF;
+		PERFORM pg_sleep(0.001);
+	END LOOP;
+END \$\$"
+
 # Messages in JetStream stream $1 (monitoring endpoint).
 js_count()
 {
@@ -146,12 +168,6 @@ wait_js_count()
 		sleep 0.02
 	done
 }
-# lag_bytes = 0, or confirmed_lsn past $2 (WAL written after the workload,
-# e.g. standby snapshots, does not count)
-stream_caught_up()
-{
-	[[ $(sql "SELECT lag_bytes = 0 OR confirmed_lsn >= '$2'::pg_lsn FROM pgoutput_stream.stream_status WHERE name = '$1'") == t ]]
-}
 
 # ======================================================================= bulk
 pgs_banner "bulk: one transaction of $BULK_ROWS rows"
@@ -166,8 +182,9 @@ sql "INSERT INTO bench SELECT g, 'row ' || g, g * 1.25, now(), jsonb_build_objec
 t1=$(now)
 pgs_log "insert + commit took $(elapsed "$t0" "$t1") s"
 events=$((BULK_ROWS + 2))	# Begin, the inserts, Commit (a Relation event comes on top)
+t2=$(sql "SELECT bench_caught_up_at('bulk', 240)") || pgs_die "the bulk stream did not catch up"
+# every event is in JetStream (not timed)
 wait_js_count BULK $((base + events)) 240 || pgs_die "JetStream did not receive the bulk transaction"
-t2=$(now)
 dt=$(elapsed "$t1" "$t2")
 pgs_log "delivered $events events in $dt s after the commit"
 bulk_rate=$(awk -v n="$events" -v t="$dt" 'BEGIN { printf "%.0f", n / t }')
@@ -228,25 +245,59 @@ run_pgbench()
 	pgs_as_postgres pgbench -n -h "$work" -p "$pg_port" "$@" bench 2>&1 |
 		tee "$work/pgbench.out" | awk '/^tps/ { sub(/^tps = /, ""); printf "%.1f\n", $1 }' | tail -n 1
 }
-[[ $(sql "SELECT count(*) FROM pg_replication_slots") == 0 ]] || pgs_die "a slot is left over"
-tps_without=$(run_pgbench -c "$SMALL_CLIENTS" -j 2 -t "$SMALL_PER_CLIENT" -f "$work/small.sql")
-pgs_log "without stream: $tps_without tps"
-sql "TRUNCATE small"
-sql "CHECKPOINT"
-make_stream small small_pub small SMALL
-base=$(js_count SMALL)
-tps_with=$(run_pgbench -c "$SMALL_CLIENTS" -j 2 -t "$SMALL_PER_CLIENT" -f "$work/small.sql")
-t0=$(now)
-end_lsn=$(sql "SELECT pg_current_wal_lsn()")
-pgs_log "with stream: $tps_with tps; waiting for the stream (end of WAL $end_lsn)"
-wait_js_count SMALL $((base + 3 * small_total)) 120 || pgs_die "JetStream did not receive every small transaction"
-pgs_wait_until 120 stream_caught_up small "$end_lsn" || pgs_die "the stream did not catch up"
-t1=$(now)
-figure small_tx_writer_tps_with_stream "$tps_with" tps
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+# One pgbench run of the small transactions with a fresh stream $1 (none
+# if empty) whose options are $2; sets round_tps and round_lag (ms)
+small_round()
+{
+	local name=$1 options=$2 tps t0 t1 base count lag
+	sql "TRUNCATE small"
+	sql "CHECKPOINT"
+	if [[ -z $name ]]; then
+		[[ $(sql "SELECT count(*) FROM pg_replication_slots") == 0 ]] || pgs_die "a slot is left over"
+		round_tps=$(run_pgbench -c "$SMALL_CLIENTS" -j 2 -t "$SMALL_PER_CLIENT" -f "$work/small.sql")
+		round_lag=-
+		return
+	fi
+	sql "SELECT pgoutput_stream.create_stream('$name', 'small_pub', targets => '{nats}', options => '$options')" >/dev/null
+	pgs_wait_until 30 stream_state_is "$name" streaming || pgs_die "stream $name did not reach streaming"
+	base=$(js_count "${name^^}")
+	tps=$(run_pgbench -c "$SMALL_CLIENTS" -j 2 -t "$SMALL_PER_CLIENT" -f "$work/small.sql")
+	t0=$(now)
+	t1=$(sql "SELECT bench_caught_up_at('$name', 120)") || pgs_die "stream $name did not catch up"
+	lag=$(awk -v d="$(elapsed "$t0" "$t1")" 'BEGIN { printf "%.0f", d * 1000 }')
+	# every event is in JetStream (not timed): Begin, Insert, Commit, or the
+	# Insert alone without transaction events
+	count=$((3 * small_total))
+	[[ $options == *'"transaction_events": false'* ]] && count=$small_total
+	wait_js_count "${name^^}" $((base + count)) 120 || pgs_die "JetStream did not receive every small transaction of $name"
+	sql "SELECT pgoutput_stream.drop_stream('$name')" >/dev/null
+	pgs_log "$name: $tps tps, caught up $lag ms after the writers ended"
+	round_tps=$tps round_lag=$lag
+}
+js_add SMALL small
+js_add SMALL1 small1
+: >"$work/small.rounds"
+for round in 1 2 3; do
+	small_round "" ""
+	tps_without=$round_tps
+	small_round small '{"subject_prefix": "small", "nats_stream": "SMALL"}'
+	tps_with=$round_tps lag_with=$round_lag
+	small_round small1 '{"subject_prefix": "small1", "nats_stream": "SMALL1", "transaction_events": false}'
+	tps_one=$round_tps lag_one=$round_lag
+	pgs_log "round $round: without $tps_without tps, with $tps_with tps (lag $lag_with ms), one message per transaction $tps_one tps (lag $lag_one ms)"
+	echo "$tps_without $tps_with $lag_with $tps_one $lag_one" >>"$work/small.rounds"
+done
+col() { awk -v c="$1" '{ print $c }' "$work/small.rounds" | median; }
+tps_without=$(col 1) tps_with=$(col 2) lag_with=$(col 3) tps_one=$(col 4) lag_one=$(col 5)
+overhead() { awk -v a="$tps_without" -v b="$1" 'BEGIN { printf "%.1f", (a - b) / a * 100 }'; }
 figure small_tx_writer_tps_without_stream "$tps_without" tps
-figure small_tx_overhead_pct "$(awk -v a="$tps_without" -v b="$tps_with" 'BEGIN { printf "%.1f", (a - b) / a * 100 }')" %
-figure small_tx_lag_ms "$(awk -v d="$(elapsed "$t0" "$t1")" 'BEGIN { printf "%.0f", d * 1000 }')" ms
-sql "SELECT pgoutput_stream.drop_stream('small')" >/dev/null
+figure small_tx_writer_tps_with_stream "$tps_with" tps
+figure small_tx_overhead_pct "$(overhead "$tps_with")" %
+figure small_tx_lag_ms "$lag_with" ms
+figure small_tx_one_msg_writer_tps_with_stream "$tps_one" tps
+figure small_tx_one_msg_overhead_pct "$(overhead "$tps_one")" %
+figure small_tx_one_msg_lag_ms "$lag_one" ms
 
 # ==================================================================== latency
 pgs_banner "latency: $LAT_TX single-row commits at ~$LAT_RATE/s"

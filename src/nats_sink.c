@@ -23,8 +23,9 @@
  * Threads: cnats runs its own threads (connection, timers, acknowledgement
  * callbacks).  They are created while every signal is blocked, so that
  * PostgreSQL's signals reach the main thread only, and the acknowledgement
- * callback touches nothing but this file's malloc'd state under a pthread
- * mutex, and the process latch, whose SetLatch is async-signal-safe.
+ * callback touches nothing but this file's state, through atomics (no
+ * lock: see PgsNatsSink), and the process latch, whose SetLatch is
+ * async-signal-safe.
  *
  * Headers: a row change carries eleven headers.  cnats' public header
  * functions keep them in a hash table, several allocations per header,
@@ -50,6 +51,7 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <time.h>
 
 #include <nats/nats.h>
@@ -57,6 +59,7 @@
 #include "access/xlog.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "port/atomics.h"
 #include "storage/latch.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
@@ -85,20 +88,24 @@ typedef struct NatsSpan
 } NatsSpan;
 
 /*
- * A published message not yet acknowledged, in a ring in publish order.
- * cnats hands the message back with its acknowledgement: its address
- * identifies it, so the acknowledgement thread reads no header.
+ * A published message, in a ring in publish order, until the main thread
+ * retires it.  cnats hands the message back with its acknowledgement: its
+ * address identifies it, so the acknowledgement thread reads no header.
  */
 typedef struct NatsPending
 {
-	natsMsg    *msg;
+	pg_atomic_uint64 msg;		/* the natsMsg's address */
+	pg_atomic_uint32 state;		/* NATS_PENDING_* */
 	XLogRecPtr	lsn;			/* commit LSN (its span), or a heartbeat's
 								 * confirmed LSN */
 	int64		seq;			/* position, or a heartbeat's time */
 	Oid			relid;			/* of a Relation event */
 	bool		heartbeat;
-	bool		acked;
 } NatsPending;
+
+#define NATS_PENDING_IN_FLIGHT	0
+#define NATS_PENDING_STORED		1
+#define NATS_PENDING_REFUSED	2
 
 /* One header of a message */
 typedef struct NatsHeader
@@ -153,21 +160,35 @@ typedef struct PgsNatsSink
 	bool		disconnected;	/* reported as waiting in stream_status */
 	XLogRecPtr	acked;			/* main thread only */
 
-	/* shared with the acknowledgement thread, under mu */
-	pthread_mutex_t mu;
-	NatsSpan   *spans;			/* malloc'd ring */
+	/* transactions in flight: main thread only */
+	NatsSpan   *spans;			/* ring */
 	int			span_cap;
 	int			span_head;
 	int			span_count;
-	NatsPending *pending;		/* malloc'd ring, pending_cap entries */
-	int			pending_cap;
-	int			pending_head;
-	int			pending_count;
-	int			inflight;		/* messages not yet acknowledged */
-	int64		progress_ms;	/* last acknowledgement, or the publish that
-								 * ended an idle period (monotonic clock) */
-	bool		room_wanted;	/* main thread waits for inflight to drop */
-	bool		failed;
+
+	/*
+	 * Shared with the acknowledgement thread without a lock, because the
+	 * two threads meet at every message and a lock holder preempted on a
+	 * busy machine stalls the other for a scheduler tick.  The main thread
+	 * fills entry pending_tail, then advances pending_tail; the
+	 * acknowledgement thread sets the entry's state and advances
+	 * ack_cursor past settled entries; the main thread retires settled
+	 * entries from pending_head.  Entries in [pending_head, pending_tail)
+	 * are never reused.
+	 */
+	NatsPending *pending;		/* ring of pending_cap entries */
+	uint64		pending_cap;
+	uint64		pending_head;	/* main thread only */
+	pg_atomic_uint64 pending_tail;
+	uint64		ack_cursor;		/* acknowledgement thread only */
+	pg_atomic_uint32 inflight;	/* published, not yet acknowledged */
+	pg_atomic_uint64 progress_ms;	/* last acknowledgement, or the publish
+									 * that ended an idle period (monotonic
+									 * clock) */
+	pg_atomic_uint32 room_wanted;	/* main thread waits for inflight to
+									 * drop */
+	pg_atomic_uint32 failed;
+	pthread_mutex_t error_mu;	/* for error, written once */
 	char		error[256];
 
 	/* Pg-Schema and Pg-Table of the last relation, escaped once */
@@ -278,107 +299,101 @@ find_span(PgsNatsSink *sink, XLogRecPtr txn_lsn)
 	return NULL;
 }
 
+/* Record the first failure; later ones are consequences of it */
+static void
+set_failed(PgsNatsSink *sink, const char *fmt,...) pg_attribute_printf(2, 3);
+
+static void
+set_failed(PgsNatsSink *sink, const char *fmt,...)
+{
+	pthread_mutex_lock(&sink->error_mu);
+	if (pg_atomic_read_u32(&sink->failed) == 0)
+	{
+		va_list		args;
+
+		va_start(args, fmt);
+		vsnprintf(sink->error, sizeof(sink->error), fmt, args);
+		va_end(args);
+		pg_atomic_write_u32(&sink->failed, 1);
+	}
+	pthread_mutex_unlock(&sink->error_mu);
+}
+
 /*
- * Mark msg acknowledged in the ring of pending messages.  Acknowledgements
- * come in publish order as a rule, so the search ends at the first entry.
- * Returns the entry, or NULL for a message this sink did not publish.
- * Caller holds mu.
+ * The entry of msg among the published messages not yet settled, or NULL.
+ * Acknowledgements come in publish order as a rule, so the search ends at
+ * the first entry.
  */
 static NatsPending *
-settle_pending(PgsNatsSink *sink, const natsMsg *msg)
+find_pending(PgsNatsSink *sink, const natsMsg *msg)
 {
-	NatsPending *found = NULL;
-	int			i;
+	uint64		tail = pg_atomic_read_u64(&sink->pending_tail);
+	uint64		i;
 
-	for (i = 0; i < sink->pending_count; i++)
+	/* the entry's fields were written before the tail moved past it */
+	pg_read_barrier();
+	for (i = sink->ack_cursor; i < tail; i++)
 	{
-		NatsPending *p = &sink->pending[(sink->pending_head + i) % sink->pending_cap];
+		NatsPending *p = &sink->pending[i % sink->pending_cap];
 
-		if (!p->acked && p->msg == msg)
-		{
-			p->acked = true;
-			p->msg = NULL;
-			found = p;
-			break;
-		}
+		if (pg_atomic_read_u32(&p->state) == NATS_PENDING_IN_FLIGHT &&
+			pg_atomic_read_u64(&p->msg) == (uint64) (uintptr_t) msg)
+			return p;
 	}
-	return found;
+	return NULL;
 }
 
 static void
 on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
 {
 	PgsNatsSink *sink = (PgsNatsSink *) closure;
+	NatsPending *p = find_pending(sink, msg);
+	uint64		tail;
+	uint32		inflight;
 	bool		wake = false;
 
 	(void) js;
-	pthread_mutex_lock(&sink->mu);
+	if (p == NULL)
+		set_failed(sink, "acknowledgement for a message this stream did not publish");
+	else if (pa == NULL)
 	{
-		NatsPending *p = settle_pending(sink, msg);
-		NatsSpan   *span = NULL;
-		bool		heartbeat = false;
+		char		id[PGS_NATS_ID_LEN];
 
-		if (p != NULL)
-		{
-			heartbeat = p->heartbeat;
-			if (!heartbeat)
-				span = find_span(sink, p->lsn);
-		}
-		if (pa != NULL && (span != NULL || heartbeat))
-		{
-			if (span != NULL)
-			{
-				span->nacked++;
-				/* a finished transaction lets the slot move on */
-				if (span->closed && span->nacked == span->nmsgs)
-					wake = true;
-			}
-			else
-				wake = true;
-		}
-		else if (!sink->failed)
-		{
-			char		id[PGS_NATS_ID_LEN];
-
-			sink->failed = true;
-			if (p != NULL)
-				format_msg_id(id, sink->slot_name, p);
-			if (p == NULL)
-				snprintf(sink->error, sizeof(sink->error),
-						 "acknowledgement for a message this stream did not publish");
-			else if (pae != NULL)
-				snprintf(sink->error, sizeof(sink->error),
-						 "message %s was not stored: %s%s%s (error code %d)",
-						 id, natsStatus_GetText(pae->Err),
-						 pae->ErrText ? ": " : "", pae->ErrText ? pae->ErrText : "",
-						 (int) pae->ErrCode);
-			else
-				snprintf(sink->error, sizeof(sink->error),
-						 "acknowledgement for message %s of no open transaction", id);
-		}
-		/* acknowledged entries at the head of the ring are done with */
-		while (sink->pending_count > 0 && sink->pending[sink->pending_head].acked)
-		{
-			sink->pending_head = (sink->pending_head + 1) % sink->pending_cap;
-			sink->pending_count--;
-		}
-		sink->inflight--;
-		sink->progress_ms = monotonic_ms();
-
-		/*
-		 * A main thread waiting for room is woken once half the window is
-		 * free, not for every acknowledgement: one wake-up per message
-		 * costs more than the publish itself.
-		 */
-		if (sink->room_wanted && sink->inflight <= pgs_nats_max_pending / 2)
-		{
-			sink->room_wanted = false;
-			wake = true;
-		}
-		if (sink->failed)
-			wake = true;
+		format_msg_id(id, sink->slot_name, p);
+		if (pae != NULL)
+			set_failed(sink, "message %s was not stored: %s%s%s (error code %d)",
+					   id, natsStatus_GetText(pae->Err),
+					   pae->ErrText ? ": " : "", pae->ErrText ? pae->ErrText : "",
+					   (int) pae->ErrCode);
+		else
+			set_failed(sink, "message %s was not stored", id);
+		pg_atomic_write_u32(&p->state, NATS_PENDING_REFUSED);
 	}
-	pthread_mutex_unlock(&sink->mu);
+	else
+		pg_atomic_write_u32(&p->state, NATS_PENDING_STORED);
+
+	/* past the settled entries, so that the next search starts at its own */
+	tail = pg_atomic_read_u64(&sink->pending_tail);
+	while (sink->ack_cursor < tail &&
+		   pg_atomic_read_u32(&sink->pending[sink->ack_cursor % sink->pending_cap].state) !=
+		   NATS_PENDING_IN_FLIGHT)
+		sink->ack_cursor++;
+
+	inflight = pg_atomic_sub_fetch_u32(&sink->inflight, 1);
+	pg_atomic_write_u64(&sink->progress_ms, (uint64) monotonic_ms());
+
+	/*
+	 * Wake the main thread when everything published so far is settled
+	 * (a transaction may be confirmed), when it waits for room and half
+	 * of the window is free (not for every acknowledgement: one wake-up
+	 * per message costs more than the publish itself), or on failure.
+	 */
+	if (sink->ack_cursor == tail || pg_atomic_read_u32(&sink->failed) != 0)
+		wake = true;
+	else if (inflight <= (uint32) pgs_nats_max_pending / 2 &&
+			 pg_atomic_read_u32(&sink->room_wanted) != 0 &&
+			 pg_atomic_exchange_u32(&sink->room_wanted, 0) != 0)
+		wake = true;
 	natsMsg_Destroy(msg);
 
 	/* async-signal-safe, and process-directed: wakes the main thread */
@@ -969,44 +984,60 @@ check_connection(PgsNatsSink *sink)
 	}
 }
 
-/* Raise an error once a message failed */
+/* Raise an error once a message failed, or acknowledgements stalled */
 static void
 check_failed(PgsNatsSink *sink)
 {
-	bool		failed;
+	uint32		inflight = pg_atomic_read_u32(&sink->inflight);
 	char		error[256];
 
-	pthread_mutex_lock(&sink->mu);
-	if (!sink->failed && sink->inflight > 0 &&
-		monotonic_ms() - sink->progress_ms > pgs_nats_ack_timeout)
-	{
-		sink->failed = true;
-		snprintf(sink->error, sizeof(sink->error),
-				 "no acknowledgement from JetStream within %d ms (%d messages in flight)",
-				 pgs_nats_ack_timeout, sink->inflight);
-	}
-	failed = sink->failed;
+	if (pg_atomic_read_u32(&sink->failed) == 0 && inflight > 0 &&
+		monotonic_ms() - (int64) pg_atomic_read_u64(&sink->progress_ms) > pgs_nats_ack_timeout)
+		set_failed(sink, "no acknowledgement from JetStream within %d ms (%u messages in flight)",
+				   pgs_nats_ack_timeout, inflight);
+	if (pg_atomic_read_u32(&sink->failed) == 0)
+		return;
+
+	pthread_mutex_lock(&sink->error_mu);
 	memcpy(error, sink->error, sizeof(error));
-	pthread_mutex_unlock(&sink->mu);
-	if (failed)
-		ereport(ERROR,
-				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("could not store events in JetStream stream \"%s\"",
-						((PgsNatsSink *) sink)->stream),
-				 errdetail("%s", error),
-				 errhint("The stream restarts and sends again from its last confirmed position; JetStream keeps every event once.")));
+	pthread_mutex_unlock(&sink->error_mu);
+	ereport(ERROR,
+			(errcode(ERRCODE_CONNECTION_FAILURE),
+			 errmsg("could not store events in JetStream stream \"%s\"", sink->stream),
+			 errdetail("%s", error),
+			 errhint("The stream restarts and sends again from its last confirmed position; JetStream keeps every event once.")));
 }
 
 /*
- * Retire the spans at the head of the ring that are completely
- * acknowledged, advancing the acknowledged position.
+ * Retire the settled messages at the head of the ring, counting them in
+ * their transactions' spans, then the spans at the head that are
+ * completely acknowledged, advancing the acknowledged position.  A refused
+ * message stops the walk: check_failed() raises its error.
  */
 static void
 retire_spans(PgsNatsSink *sink)
 {
+	uint64		tail = pg_atomic_read_u64(&sink->pending_tail);
 	bool		retired = false;
 
-	pthread_mutex_lock(&sink->mu);
+	while (sink->pending_head < tail)
+	{
+		NatsPending *p = &sink->pending[sink->pending_head % sink->pending_cap];
+
+		if (pg_atomic_read_u32(&p->state) != NATS_PENDING_STORED)
+			break;
+		if (!p->heartbeat)
+		{
+			NatsSpan   *span = find_span(sink, p->lsn);
+
+			if (span == NULL)
+				elog(ERROR, "acknowledged message of commit LSN %X/%X belongs to no transaction in flight",
+					 LSN_FORMAT_ARGS(p->lsn));
+			span->nacked++;
+		}
+		sink->pending_head++;
+	}
+
 	while (sink->span_count > 0)
 	{
 		NatsSpan   *span = &sink->spans[sink->span_head];
@@ -1019,10 +1050,18 @@ retire_spans(PgsNatsSink *sink)
 		sink->span_count--;
 		retired = true;
 	}
-	sink->base.inflight = sink->inflight;
-	pthread_mutex_unlock(&sink->mu);
+	sink->base.inflight = (int) pg_atomic_read_u32(&sink->inflight);
 	if (retired)
 		sink->base.last_ack_at = GetCurrentTimestamp();
+}
+
+/* Whether one more message fits in the window and the rings */
+static bool
+have_room(PgsNatsSink *sink)
+{
+	return pg_atomic_read_u32(&sink->inflight) < (uint32) pgs_nats_max_pending &&
+		pg_atomic_read_u64(&sink->pending_tail) - sink->pending_head < sink->pending_cap - 1 &&
+		sink->span_count < sink->span_cap - 1;
 }
 
 static void
@@ -1030,18 +1069,21 @@ wait_for_room(PgsNatsSink *sink)
 {
 	for (;;)
 	{
-		bool		room;
-
 		check_failed(sink);
-		retire_spans(sink);
-		pthread_mutex_lock(&sink->mu);
-		room = sink->inflight < pgs_nats_max_pending &&
-			sink->span_count < sink->span_cap - 1 &&
-			sink->pending_count < sink->pending_cap - 1;
-		sink->room_wanted = !room;
-		pthread_mutex_unlock(&sink->mu);
-		if (room)
+		if (have_room(sink))
 			return;
+		retire_spans(sink);
+		if (have_room(sink))
+			return;
+
+		/* announce the wait, then look again: an acknowledgement may have come */
+		pg_atomic_write_u32(&sink->room_wanted, 1);
+		pg_memory_barrier();
+		if (have_room(sink))
+		{
+			pg_atomic_write_u32(&sink->room_wanted, 0);
+			return;
+		}
 		check_connection(sink);
 		if (sink->unflushed && sink->conn)
 		{
@@ -1052,7 +1094,7 @@ wait_for_room(PgsNatsSink *sink)
 	}
 }
 
-/* Open the span of txn_lsn if it is not the newest one; caller holds mu */
+/* Open the span of txn_lsn if it is not the newest one */
 static NatsSpan *
 current_span(PgsNatsSink *sink, XLogRecPtr txn_lsn, XLogRecPtr end_lsn, bool closed)
 {
@@ -1222,37 +1264,33 @@ publish_chained(PgsNatsSink *sink, const char *subject, const char *payload,
 	 * the rate.  check_failed() detects a stall instead: nothing
 	 * acknowledged for nats_ack_timeout while messages are in flight.
 	 */
-	pthread_mutex_lock(&sink->mu);
 	{
-		NatsPending *p = &sink->pending[(sink->pending_head + sink->pending_count) %
-										sink->pending_cap];
+		uint64		tail = pg_atomic_read_u64(&sink->pending_tail);
+		NatsPending *p = &sink->pending[tail % sink->pending_cap];
 
-		*p = *what;
-		p->msg = msg;
-		p->acked = false;
-		sink->pending_count++;
+		p->lsn = what->lsn;
+		p->seq = what->seq;
+		p->relid = what->relid;
+		p->heartbeat = what->heartbeat;
+		pg_atomic_write_u64(&p->msg, (uint64) (uintptr_t) msg);
+		pg_atomic_write_u32(&p->state, NATS_PENDING_IN_FLIGHT);
 		if (!what->heartbeat)
 			current_span(sink, what->lsn, InvalidXLogRecPtr, standalone)->nmsgs++;
-		if (sink->inflight++ == 0)
-			sink->progress_ms = monotonic_ms();
+		if (pg_atomic_fetch_add_u32(&sink->inflight, 1) == 0)
+			pg_atomic_write_u64(&sink->progress_ms, (uint64) monotonic_ms());
+		/* the entry is complete before the acknowledgement thread sees it */
+		pg_write_barrier();
+		pg_atomic_write_u64(&sink->pending_tail, tail + 1);
 	}
-	pthread_mutex_unlock(&sink->mu);
 
 	s = publish_async(sink, &msg);
 	if (s != NATS_OK)
 	{
-		char	   *text = nats_error_text(s);
-
-		/* not sent, and no acknowledgement will come: the message is ours */
-		pthread_mutex_lock(&sink->mu);
-		sink->pending_count--;
-		if (!sink->failed)
-		{
-			sink->failed = true;
-			snprintf(sink->error, sizeof(sink->error),
-					 "could not publish message %s: %s", id, text);
-		}
-		pthread_mutex_unlock(&sink->mu);
+		/*
+		 * Not sent, and no acknowledgement will come: the message is ours
+		 * again.  Its entry stays in flight; the error ends the worker.
+		 */
+		set_failed(sink, "could not publish message %s: %s", id, nats_error_text(s));
 		natsMsg_Destroy(msg);
 		check_failed(sink);
 	}
@@ -1419,7 +1457,6 @@ nats_end_transaction(PgsSink *base, XLogRecPtr end_lsn)
 {
 	PgsNatsSink *sink = (PgsNatsSink *) base;
 
-	pthread_mutex_lock(&sink->mu);
 	if (sink->span_count > 0)
 	{
 		NatsSpan   *span = &sink->spans[(sink->span_head + sink->span_count - 1) % sink->span_cap];
@@ -1430,7 +1467,6 @@ nats_end_transaction(PgsSink *base, XLogRecPtr end_lsn)
 			span->closed = true;
 		}
 	}
-	pthread_mutex_unlock(&sink->mu);
 }
 
 /*
@@ -1462,13 +1498,7 @@ nats_acked_lsn(PgsSink *base)
 static bool
 nats_idle(PgsSink *base)
 {
-	PgsNatsSink *sink = (PgsNatsSink *) base;
-	bool		idle;
-
-	pthread_mutex_lock(&sink->mu);
-	idle = sink->span_count == 0;
-	pthread_mutex_unlock(&sink->mu);
-	return idle;
+	return ((PgsNatsSink *) base)->span_count == 0;
 }
 
 /*
@@ -1506,6 +1536,7 @@ pgs_sink_nats_create(const PgsStreamConfig *config)
 	PgsNatsSink *sink = palloc0(sizeof(PgsNatsSink));
 	long		delay_ms = 250;
 	bool		waited = false;
+	uint64		i;
 
 	sink->base.name = "nats";
 	sink->base.config = config;
@@ -1523,13 +1554,23 @@ pgs_sink_nats_create(const PgsStreamConfig *config)
 	sink->system_id = psprintf(UINT64_FORMAT, GetSystemIdentifier());
 	sink->url = pstrdup(config->nats.url ? config->nats.url : pgs_nats_url);
 	sink->acked = InvalidXLogRecPtr;
-	pthread_mutex_init(&sink->mu, NULL);
 	sink->span_cap = pgs_nats_max_pending + 2;
 	sink->spans = MemoryContextAllocHuge(CurrentMemoryContext,
 										 sizeof(NatsSpan) * sink->span_cap);
 	sink->pending_cap = pgs_nats_max_pending + 2;
 	sink->pending = MemoryContextAllocHuge(CurrentMemoryContext,
 										   sizeof(NatsPending) * sink->pending_cap);
+	for (i = 0; i < sink->pending_cap; i++)
+	{
+		pg_atomic_init_u64(&sink->pending[i].msg, 0);
+		pg_atomic_init_u32(&sink->pending[i].state, NATS_PENDING_STORED);
+	}
+	pg_atomic_init_u64(&sink->pending_tail, 0);
+	pg_atomic_init_u32(&sink->inflight, 0);
+	pg_atomic_init_u64(&sink->progress_ms, 0);
+	pg_atomic_init_u32(&sink->room_wanted, 0);
+	pg_atomic_init_u32(&sink->failed, 0);
+	pthread_mutex_init(&sink->error_mu, NULL);
 	sink->slot_name = pstrdup(config->slot_name);
 	initStringInfo(&sink->msgbuf);
 
