@@ -119,20 +119,26 @@ sql() { psql_cmd -c "$1"; }
 pgs_as_postgres createdb -h "$work" -p "$pg_port" bench
 sql "CREATE EXTENSION pgoutput_stream"
 
-# Waits, polling every millisecond in one session, until stream $1 has
-# confirmed all WAL written so far (JetStream acknowledged everything), and
-# returns the time (Unix epoch, seconds) when it had.  One session, so that
-# the lag is not the cost of starting psql, curl and jq many times over.
-sql "CREATE FUNCTION bench_caught_up_at(stream text, timeout_s float8) RETURNS float8
+# Waits, polling every millisecond, until stream $1 has confirmed all WAL
+# written so far (JetStream acknowledged every event), then returns the
+# seconds from the commit of the last transaction it confirmed to the
+# moment the worker had all of that transaction's acknowledgements
+# (worker_status: confirmed_commit_time, last_ack_at).  Both stamps come
+# from the server's clock, so the figure holds no process start-up.
+sql "CREATE FUNCTION bench_delivery_seconds(stream text, timeout_s float8) RETURNS float8
 LANGUAGE plpgsql AS \$\$
 DECLARE
 	target pg_lsn := pg_current_wal_lsn();
 	deadline timestamptz := clock_timestamp() + make_interval(secs => timeout_s);
+	st record;
 BEGIN
 	LOOP
-		IF (SELECT lag_bytes = 0 OR confirmed_lsn >= target
-			FROM pgoutput_stream.stream_status WHERE name = stream) THEN
-			RETURN extract(epoch FROM clock_timestamp());
+		SELECT w.confirmed_lsn, w.confirmed_commit_time, w.last_ack_at INTO st
+		FROM pgoutput_stream.streams s
+			JOIN pgoutput_stream.worker_status() w ON w.stream_id = s.id
+		WHERE s.name = stream;
+		IF st.confirmed_lsn >= target THEN
+			RETURN extract(epoch FROM st.last_ack_at - st.confirmed_commit_time);
 		END IF;
 		IF clock_timestamp() > deadline THEN
 			RAISE EXCEPTION 'stream % did not confirm % within % s', stream, target, timeout_s;
@@ -182,10 +188,9 @@ sql "INSERT INTO bench SELECT g, 'row ' || g, g * 1.25, now(), jsonb_build_objec
 t1=$(now)
 pgs_log "insert + commit took $(elapsed "$t0" "$t1") s"
 events=$((BULK_ROWS + 2))	# Begin, the inserts, Commit (a Relation event comes on top)
-t2=$(sql "SELECT bench_caught_up_at('bulk', 240)") || pgs_die "the bulk stream did not catch up"
+dt=$(sql "SELECT bench_delivery_seconds('bulk', 240)") || pgs_die "the bulk stream did not catch up"
 # every event is in JetStream (not timed)
 wait_js_count BULK $((base + events)) 240 || pgs_die "JetStream did not receive the bulk transaction"
-dt=$(elapsed "$t1" "$t2")
 pgs_log "delivered $events events in $dt s after the commit"
 bulk_rate=$(awk -v n="$events" -v t="$dt" 'BEGIN { printf "%.0f", n / t }')
 figure bulk_events_per_s "$bulk_rate" events/s
@@ -250,7 +255,7 @@ median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 # if empty) whose options are $2; sets round_tps and round_lag (ms)
 small_round()
 {
-	local name=$1 options=$2 tps t0 t1 base count lag
+	local name=$1 options=$2 tps base count lag
 	sql "TRUNCATE small"
 	sql "CHECKPOINT"
 	if [[ -z $name ]]; then
@@ -263,9 +268,8 @@ small_round()
 	pgs_wait_until 30 stream_state_is "$name" streaming || pgs_die "stream $name did not reach streaming"
 	base=$(js_count "${name^^}")
 	tps=$(run_pgbench -c "$SMALL_CLIENTS" -j 2 -t "$SMALL_PER_CLIENT" -f "$work/small.sql")
-	t0=$(now)
-	t1=$(sql "SELECT bench_caught_up_at('$name', 120)") || pgs_die "stream $name did not catch up"
-	lag=$(awk -v d="$(elapsed "$t0" "$t1")" 'BEGIN { printf "%.0f", d * 1000 }')
+	lag=$(sql "SELECT round((bench_delivery_seconds('$name', 120) * 1000)::numeric, 1)") ||
+		pgs_die "stream $name did not catch up"
 	# every event is in JetStream (not timed): Begin, Insert, Commit, or the
 	# Insert alone without transaction events
 	count=$((3 * small_total))

@@ -89,8 +89,9 @@ typedef struct NatsSpan
 
 /*
  * A published message, in a ring in publish order, until the main thread
- * retires it.  cnats hands the message back with its acknowledgement: its
- * address identifies it, so the acknowledgement thread reads no header.
+ * retires (and destroys) it.  cnats hands the message back with its
+ * acknowledgement: its address identifies it, so the acknowledgement
+ * thread reads no header.
  */
 typedef struct NatsPending
 {
@@ -394,7 +395,15 @@ on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
 			 pg_atomic_read_u32(&sink->room_wanted) != 0 &&
 			 pg_atomic_exchange_u32(&sink->room_wanted, 0) != 0)
 		wake = true;
-	natsMsg_Destroy(msg);
+
+	/*
+	 * The message is ours now, but the main thread destroys it when it
+	 * retires the entry: freed here, every message would go back to the
+	 * allocator through another thread, which takes the arena lock the
+	 * main thread needs for the next message.
+	 */
+	if (p == NULL)
+		natsMsg_Destroy(msg);
 
 	/* async-signal-safe, and process-directed: wakes the main thread */
 	if (wake)
@@ -1026,6 +1035,7 @@ retire_spans(PgsNatsSink *sink)
 
 		if (pg_atomic_read_u32(&p->state) != NATS_PENDING_STORED)
 			break;
+		natsMsg_Destroy((natsMsg *) (uintptr_t) pg_atomic_read_u64(&p->msg));
 		if (!p->heartbeat)
 		{
 			NatsSpan   *span = find_span(sink, p->lsn);

@@ -660,6 +660,7 @@ run_stream(void)
 	for (;;)
 	{
 		XLogRecPtr	wal_end;
+		XLogRecPtr	deliverable;
 		bool		caught_up;
 
 		CHECK_FOR_INTERRUPTS();
@@ -684,9 +685,13 @@ run_stream(void)
 		wal_end = pgs_wal_end();
 		caught_up = pgs_decoder_read(decoder, wal_end, PGS_RECORDS_PER_BATCH);
 
-		/* counters first: a reader that sees the slot confirmed sees them */
+		/*
+		 * Counters first: a reader that sees the slot confirmed sees them,
+		 * and last_ack_at of the acknowledgements that let it move.
+		 */
+		deliverable = deliverable_position(decoder);
 		report_counters();
-		pgs_decoder_confirm(deliverable_position(decoder));
+		pgs_decoder_confirm(deliverable);
 		report_progress(decoder);
 
 		/*
