@@ -7,16 +7,29 @@
  *	usage: js_ceiling URL STREAM SUBJECT_PREFIX COUNT PAYLOAD_BYTES HEADERS
  *
  *	The JetStream stream must exist and capture SUBJECT_PREFIX.>.  HEADERS
- *	is 0 for the message id alone, or 1 to also set the eight Pg-* headers
- *	pgoutput_stream sets on a row change (values of realistic length), which
- *	shows what the headers cost.  Prints "<messages per second>" on stdout.
+ *	is 0 for the message id alone; 1 to also set the eight Pg-* headers
+ *	pgoutput_stream sets on a row change (values of realistic length)
+ *	through cnats' natsMsgHeader_Set, which shows what the library's header
+ *	table costs; 2 for the messages pgoutput_stream publishes: those eight
+ *	headers, the id and the chain header (Nats-Expected-Last-Msg-Id),
+ *	encoded as one block the way the extension does it (cnats'
+ *	natsMsg_create, see src/nats_sink.c).  Prints "<messages per second>"
+ *	on stdout.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include <dlfcn.h>
+
 #include <nats/nats.h>
+
+typedef natsStatus (*CreateEncodedMsgFn) (natsMsg **msg,
+										  const char *subject, int subject_len,
+										  const char *reply, int reply_len,
+										  const char *buf, int buf_len,
+										  int header_len);
 
 static void
 die(const char *what, natsStatus s)
@@ -44,6 +57,9 @@ main(int argc, char **argv)
 	char	   *payload;
 	char		subject[256];
 	char		id[128];
+	char		previd[128] = "";
+	char	   *block = NULL;
+	CreateEncodedMsgFn create_encoded = NULL;
 	long		count;
 	long		size;
 	int			headers;
@@ -61,6 +77,16 @@ main(int argc, char **argv)
 	headers = atoi(argv[6]);
 	payload = malloc(size);
 	memset(payload, 'x', size);
+	if (headers == 2)
+	{
+		create_encoded = (CreateEncodedMsgFn) dlsym(RTLD_DEFAULT, "natsMsg_create");
+		if (create_encoded == NULL)
+		{
+			fprintf(stderr, "js_ceiling: this cnats has no natsMsg_create\n");
+			return 1;
+		}
+		block = malloc(size + 1024);
+	}
 	snprintf(subject, sizeof(subject), "%s.public.bench.insert", argv[3]);
 
 	if ((s = natsConnection_ConnectTo(&conn, argv[1])) != NATS_OK)
@@ -77,10 +103,32 @@ main(int argc, char **argv)
 		natsMsg    *msg = NULL;
 		jsPubOptions po;
 
-		snprintf(id, sizeof(id), "pgs_bench:0/%lX:%ld", 0x1000000L, i);
+		/* ids differ between runs: a repeated id would be a cheap duplicate */
+		snprintf(id, sizeof(id), "pgs_bench%d:0/%lX:%ld", headers, 0x1000000L, i);
+		if (headers == 2)
+		{
+			int			hlen;
+
+			hlen = snprintf(block, 1024,
+							"NATS/1.0\r\nNats-Msg-Id: %s\r\n%s%s%s"
+							"Pg-Lsn: 0/%lX\r\nPg-Commit-Lsn: 0/1F000000\r\nPg-Xid: 123456\r\n"
+							"Pg-Commit-Time: 2026-11-26 17:10:09.568253+00\r\n"
+							"Pg-Schema: public\r\nPg-Table: bench\r\nPg-Operation: insert\r\n"
+							"Pg-System-Id: 7441234567890123456\r\n\r\n",
+							id, previd[0] ? "Nats-Expected-Last-Msg-Id: " : "", previd,
+							previd[0] ? "\r\n" : "", 0x1000000L + i * 100);
+			memcpy(block + hlen, payload, size);
+			snprintf(previd, sizeof(previd), "%s", id);
+			if ((s = create_encoded(&msg, subject, (int) strlen(subject), NULL, 0,
+									block, hlen + (int) size, hlen)) != NATS_OK)
+				die("message", s);
+			if ((s = js_PublishMsgAsync(js, &msg, NULL)) != NATS_OK)
+				die("publish", s);
+			continue;
+		}
 		if ((s = natsMsg_Create(&msg, subject, NULL, payload, (int) size)) != NATS_OK)
 			die("message", s);
-		if (headers)
+		if (headers == 1)
 		{
 			char		lsn[32];
 
@@ -114,5 +162,6 @@ main(int argc, char **argv)
 	natsConnection_Destroy(conn);
 	nats_Close();
 	free(payload);
+	free(block);
 	return 0;
 }

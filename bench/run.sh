@@ -204,14 +204,24 @@ pgs_log "decoded $n pgoutput messages ($BULK_ROWS rows) in $dt s"
 figure decode_ceiling_rows_per_s "$(awk -v n="$BULK_ROWS" -v t="$dt" 'BEGIN { printf "%.0f", n / t }')" rows/s
 
 # The same number of 250-byte messages, published asynchronously with
-# message ids by cnats alone; once with pgoutput_stream's eight Pg-* headers
-# too, to show what they cost.
-js_add CEIL ceil
-ceiling=$("$work/js_ceiling" "$nats_url" CEIL ceil "$BULK_ROWS" 250 0)
+# message ids by cnats alone, each run into its own JetStream stream: with
+# the id only (the ceiling the target is set against); with pgoutput_stream's
+# eight Pg-* headers set through cnats' header functions (what those cost);
+# with the ten headers of a pgoutput_stream message encoded as one block,
+# as the extension sends them (what JetStream costs for messages like ours).
+ceiling_run()
+{
+	js_add "CEIL$1" "ceil$1"
+	"$work/js_ceiling" "$nats_url" "CEIL$1" "ceil$1" "$BULK_ROWS" 250 "$1"
+}
+ceiling=$(ceiling_run 0)
 figure jetstream_ceiling_msgs_per_s "$ceiling" msgs/s
-ceiling_hdr=$("$work/js_ceiling" "$nats_url" CEIL ceil "$BULK_ROWS" 250 1)
+ceiling_hdr=$(ceiling_run 1)
 figure jetstream_ceiling_with_headers_msgs_per_s "$ceiling_hdr" msgs/s
+ceiling_enc=$(ceiling_run 2)
+figure jetstream_ceiling_with_encoded_headers_msgs_per_s "$ceiling_enc" msgs/s
 figure bulk_vs_jetstream_ceiling_pct "$(awk -v a="$bulk_rate" -v c="$ceiling" 'BEGIN { printf "%.1f", a / c * 100 }')" %
+figure bulk_vs_jetstream_ceiling_encoded_headers_pct "$(awk -v a="$bulk_rate" -v c="$ceiling_enc" 'BEGIN { printf "%.1f", a / c * 100 }')" %
 
 # ===================================================================== memory
 pgs_banner "memory: one transaction of $MEM_ROWS rows"
@@ -251,11 +261,17 @@ run_pgbench()
 		tee "$work/pgbench.out" | awk '/^tps/ { sub(/^tps = /, ""); printf "%.1f\n", $1 }' | tail -n 1
 }
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+# CPU time (user + system) of process $1 and all its threads, in clock ticks
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# microseconds per small transaction from a difference in clock ticks
+per_tx_us() { awk -v t="$1" -v hz="$(getconf CLK_TCK)" -v n="$small_total" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }'; }
 # One pgbench run of the small transactions with a fresh stream $1 (none
-# if empty) whose options are $2; sets round_tps and round_lag (ms)
+# if empty) whose options are $2; sets round_tps, round_lag (ms), and the
+# CPU time per transaction of the worker and of nats-server (round_worker_us,
+# round_nats_us) from the start of pgbench until the stream caught up
 small_round()
 {
-	local name=$1 options=$2 tps base count lag
+	local name=$1 options=$2 tps base count lag wpid w0 n0
 	sql "TRUNCATE small"
 	sql "CHECKPOINT"
 	if [[ -z $name ]]; then
@@ -267,16 +283,20 @@ small_round()
 	sql "SELECT pgoutput_stream.create_stream('$name', 'small_pub', targets => '{nats}', options => '$options')" >/dev/null
 	pgs_wait_until 30 stream_state_is "$name" streaming || pgs_die "stream $name did not reach streaming"
 	base=$(js_count "${name^^}")
+	wpid=$(sql "SELECT pid FROM pgoutput_stream.stream_status WHERE name = '$name'")
+	w0=$(cpu_ticks "$wpid") n0=$(cpu_ticks "$nats_pid")
 	tps=$(run_pgbench -c "$SMALL_CLIENTS" -j 2 -t "$SMALL_PER_CLIENT" -f "$work/small.sql")
 	lag=$(sql "SELECT round((bench_delivery_seconds('$name', 120) * 1000)::numeric, 1)") ||
 		pgs_die "stream $name did not catch up"
+	round_worker_us=$(per_tx_us $(($(cpu_ticks "$wpid") - w0)))
+	round_nats_us=$(per_tx_us $(($(cpu_ticks "$nats_pid") - n0)))
 	# every event is in JetStream (not timed): Begin, Insert, Commit, or the
 	# Insert alone without transaction events
 	count=$((3 * small_total))
 	[[ $options == *'"transaction_events": false'* ]] && count=$small_total
 	wait_js_count "${name^^}" $((base + count)) 120 || pgs_die "JetStream did not receive every small transaction of $name"
 	sql "SELECT pgoutput_stream.drop_stream('$name')" >/dev/null
-	pgs_log "$name: $tps tps, caught up $lag ms after the writers ended"
+	pgs_log "$name: $tps tps, caught up $lag ms after the writers ended; CPU per transaction: worker $round_worker_us us, nats-server $round_nats_us us"
 	round_tps=$tps round_lag=$lag
 }
 js_add SMALL small
@@ -286,11 +306,11 @@ for round in 1 2 3; do
 	small_round "" ""
 	tps_without=$round_tps
 	small_round small '{"subject_prefix": "small", "nats_stream": "SMALL"}'
-	tps_with=$round_tps lag_with=$round_lag
+	tps_with=$round_tps lag_with=$round_lag worker_with=$round_worker_us nats_with=$round_nats_us
 	small_round small1 '{"subject_prefix": "small1", "nats_stream": "SMALL1", "transaction_events": false}'
-	tps_one=$round_tps lag_one=$round_lag
+	tps_one=$round_tps lag_one=$round_lag worker_one=$round_worker_us nats_one=$round_nats_us
 	pgs_log "round $round: without $tps_without tps, with $tps_with tps (lag $lag_with ms), one message per transaction $tps_one tps (lag $lag_one ms)"
-	echo "$tps_without $tps_with $lag_with $tps_one $lag_one" >>"$work/small.rounds"
+	echo "$tps_without $tps_with $lag_with $tps_one $lag_one $worker_with $nats_with $worker_one $nats_one" >>"$work/small.rounds"
 done
 col() { awk -v c="$1" '{ print $c }' "$work/small.rounds" | median; }
 tps_without=$(col 1) tps_with=$(col 2) lag_with=$(col 3) tps_one=$(col 4) lag_one=$(col 5)
@@ -302,6 +322,10 @@ figure small_tx_lag_ms "$lag_with" ms
 figure small_tx_one_msg_writer_tps_with_stream "$tps_one" tps
 figure small_tx_one_msg_overhead_pct "$(overhead "$tps_one")" %
 figure small_tx_one_msg_lag_ms "$lag_one" ms
+figure small_tx_worker_cpu_us_per_tx "$(col 6)" us
+figure small_tx_nats_server_cpu_us_per_tx "$(col 7)" us
+figure small_tx_one_msg_worker_cpu_us_per_tx "$(col 8)" us
+figure small_tx_one_msg_nats_server_cpu_us_per_tx "$(col 9)" us
 
 # ==================================================================== latency
 pgs_banner "latency: $LAT_TX single-row commits at ~$LAT_RATE/s"

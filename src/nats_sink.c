@@ -1080,9 +1080,15 @@ wait_for_room(PgsNatsSink *sink)
 	for (;;)
 	{
 		check_failed(sink);
-		if (have_room(sink))
-			return;
-		retire_spans(sink);
+
+		/*
+		 * Destroy acknowledged messages as they come, not once the ring is
+		 * full: with large events the ring would hold a window's worth.
+		 */
+		if (sink->pending_head < pg_atomic_read_u64(&sink->pending_tail) &&
+			pg_atomic_read_u32(&sink->pending[sink->pending_head % sink->pending_cap].state) !=
+			NATS_PENDING_IN_FLIGHT)
+			retire_spans(sink);
 		if (have_room(sink))
 			return;
 
