@@ -157,6 +157,9 @@ typedef struct PgsNatsSink
 								 * stream sequence it must follow, or 0 */
 	char		last_id[PGS_NATS_ID_LEN];
 	bool		unflushed;
+	int64		flushed_at_us;	/* end of the last flush (monotonic_us) */
+	bool		published_from_idle;	/* a message was published while
+										 * nothing was in flight */
 	bool		ack_thread_started;	/* cnats starts it at the first publish */
 	bool		disconnected;	/* reported as waiting in stream_status */
 	XLogRecPtr	acked;			/* main thread only */
@@ -211,12 +214,18 @@ static CreateEncodedMsgFn create_encoded_msg = NULL;
  * can use it.
  */
 static int64
-monotonic_ms(void)
+monotonic_us(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64
+monotonic_ms(void)
+{
+	return monotonic_us() / 1000;
 }
 
 /* ----------------------------------------------------------------
@@ -1293,7 +1302,10 @@ publish_chained(PgsNatsSink *sink, const char *subject, const char *payload,
 		if (!what->heartbeat)
 			current_span(sink, what->lsn, InvalidXLogRecPtr, standalone)->nmsgs++;
 		if (pg_atomic_fetch_add_u32(&sink->inflight, 1) == 0)
+		{
 			pg_atomic_write_u64(&sink->progress_ms, (uint64) monotonic_ms());
+			sink->published_from_idle = true;
+		}
 		/* the entry is complete before the acknowledgement thread sees it */
 		pg_write_barrier();
 		pg_atomic_write_u64(&sink->pending_tail, tail + 1);
@@ -1494,11 +1506,23 @@ nats_poll(PgsSink *base)
 {
 	PgsNatsSink *sink = (PgsNatsSink *) base;
 
-	if (sink->unflushed && sink->conn)
+	/*
+	 * Once the decoder paused, flush at once rather than after the
+	 * client's 1 ms batching delay: a transaction that comes while nothing
+	 * is in flight reaches JetStream sooner.  But a flush is a round trip
+	 * that costs this process and the server more than a small
+	 * transaction's messages do, so under a stream of small transactions,
+	 * at most one per millisecond: cnats' flusher writes the rest within
+	 * that millisecond, in batches.
+	 */
+	if (sink->unflushed && sink->conn &&
+		(sink->published_from_idle ||
+		 monotonic_us() - sink->flushed_at_us >= 1000))
 	{
-		/* skip the client's 1 ms batching delay once the decoder paused */
 		(void) natsConnection_FlushTimeout(sink->conn, 1000);
 		sink->unflushed = false;
+		sink->flushed_at_us = monotonic_us();
+		sink->published_from_idle = false;
 	}
 	check_failed(sink);
 	check_connection(sink);
