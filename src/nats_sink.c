@@ -360,7 +360,7 @@ on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
 	NatsPending *p = find_pending(sink, msg);
 	uint64		tail;
 	uint32		inflight;
-	bool		wake = false;
+	bool		wake;
 
 	(void) js;
 	if (p == NULL)
@@ -398,12 +398,10 @@ on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
 	 * of the window is free (not for every acknowledgement: one wake-up
 	 * per message costs more than the publish itself), or on failure.
 	 */
-	if (sink->ack_cursor == tail || pg_atomic_read_u32(&sink->failed) != 0)
-		wake = true;
-	else if (inflight <= (uint32) pgs_nats_max_pending / 2 &&
-			 pg_atomic_read_u32(&sink->room_wanted) != 0 &&
-			 pg_atomic_exchange_u32(&sink->room_wanted, 0) != 0)
-		wake = true;
+	wake = sink->ack_cursor == tail || pg_atomic_read_u32(&sink->failed) != 0 ||
+		(inflight <= (uint32) pgs_nats_max_pending / 2 &&
+		 pg_atomic_read_u32(&sink->room_wanted) != 0 &&
+		 pg_atomic_exchange_u32(&sink->room_wanted, 0) != 0);
 
 	/*
 	 * The message is ours now, but the main thread destroys it when it
@@ -1463,7 +1461,10 @@ nats_heartbeat(PgsSink *base, XLogRecPtr confirmed)
 		size_t		len = strlen(time);
 
 		if (len > 3 && strcmp(time + len - 3, "+00") == 0)
-			strcpy(time + len - 3, "Z");
+		{
+			time[len - 3] = 'Z';
+			time[len - 2] = '\0';
+		}
 		if (len > 10 && time[10] == ' ')
 			time[10] = 'T';
 		appendStringInfo(&payload, "{\"Heartbeat\":{\"confirmed_lsn\":\"%s\",\"time\":\"%s\"}}",
