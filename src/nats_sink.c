@@ -609,6 +609,13 @@ build_options(PgsNatsSink *sink, const char *stream_name)
 		s = natsOptions_SetReconnectWait(sink->opts, 500);
 	if (s == NATS_OK)
 		s = natsOptions_SetWriteDeadline(sink->opts, pgs_nats_ack_timeout);
+	/*
+	 * A write buffer of 256 kB rather than cnats' 32 kB: when it is full,
+	 * the publishing thread writes it out itself, holding the connection's
+	 * lock that cnats' reader and flusher threads need.
+	 */
+	if (s == NATS_OK)
+		s = natsOptions_SetIOBufSize(sink->opts, 256 * 1024);
 	if (s == NATS_OK && pgs_nats_user[0] != '\0')
 		s = natsOptions_SetUserInfo(sink->opts, pgs_nats_user, pgs_nats_password);
 	if (s == NATS_OK && pgs_nats_token[0] != '\0')
