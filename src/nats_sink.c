@@ -287,7 +287,7 @@ parse_msg_id(const char *id, XLogRecPtr *txn_lsn, int64 *seq, bool *is_relation)
 	return true;
 }
 
-/* Span of a commit LSN, by binary search over the ring; caller holds mu */
+/* Span of a commit LSN, by binary search over the ring (main thread) */
 static NatsSpan *
 find_span(PgsNatsSink *sink, XLogRecPtr txn_lsn)
 {
