@@ -210,8 +210,8 @@ static bool encoded_msg_looked_up = false;
 static CreateEncodedMsgFn create_encoded_msg = NULL;
 
 /*
- * Milliseconds on the monotonic clock: plain libc, so that both threads
- * can use it.
+ * Microseconds (and milliseconds, below) on the monotonic clock: plain
+ * libc, so that both threads can use them.
  */
 static int64
 monotonic_us(void)
