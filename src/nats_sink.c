@@ -423,7 +423,8 @@ on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
  * cnats' natsMsg_create, if this library has it and it behaves as
  * expected: a message made of an encoded header block and a payload must
  * show its subject, headers and payload through the public accessors.
- * Its signature has not changed since cnats 2.2, which brought headers.
+ * Its signature has not changed from cnats 2.2, which brought headers, to
+ * 3.9; a later major version is not trusted with it.
  */
 static CreateEncodedMsgFn
 find_encoded_msg_constructor(void)
@@ -437,7 +438,7 @@ find_encoded_msg_constructor(void)
 	const char *value = NULL;
 	bool		ok;
 
-	if (nats_GetVersionNumber() < 0x020200)
+	if (nats_GetVersionNumber() < 0x020200 || nats_GetVersionNumber() >= 0x040000)
 		return NULL;
 	if (dladdr((void *) natsMsg_Create, &info) == 0 || info.dli_fname == NULL)
 		return NULL;
