@@ -74,20 +74,6 @@
 #define PGS_NATS_ID_LEN		(NAMEDATALEN + 64)
 
 /*
- * The messages of one transaction (or one non-transactional logical
- * message) that are in flight.  Spans sit in a ring in commit order.
- */
-typedef struct NatsSpan
-{
-	XLogRecPtr	txn_lsn;		/* commit LSN: the key in message ids */
-	XLogRecPtr	end_lsn;		/* what the slot may be confirmed to;
-								 * Invalid for a non-transactional message */
-	uint32		nmsgs;			/* published */
-	uint32		nacked;			/* acknowledged as stored */
-	bool		closed;			/* all messages published */
-} NatsSpan;
-
-/*
  * A published message, in a ring in publish order, until the main thread
  * retires (and destroys) it.  cnats hands the message back with its
  * acknowledgement: its address identifies it, so the acknowledgement
@@ -97,8 +83,12 @@ typedef struct NatsPending
 {
 	pg_atomic_uint64 msg;		/* the natsMsg's address */
 	pg_atomic_uint32 state;		/* NATS_PENDING_* */
-	XLogRecPtr	lsn;			/* commit LSN (its span), or a heartbeat's
-								 * confirmed LSN */
+	XLogRecPtr	lsn;			/* commit LSN of its transaction (of itself,
+								 * for a non-transactional logical message),
+								 * or a heartbeat's confirmed LSN */
+	XLogRecPtr	end_lsn;		/* the last message of a transaction: what
+								 * the slot may be confirmed to once it and
+								 * all before it are stored; else Invalid */
 	int64		seq;			/* position, or a heartbeat's time */
 	Oid			relid;			/* of a Relation event */
 	bool		heartbeat;
@@ -164,11 +154,9 @@ typedef struct PgsNatsSink
 	bool		disconnected;	/* reported as waiting in stream_status */
 	XLogRecPtr	acked;			/* main thread only */
 
-	/* transactions in flight: main thread only */
-	NatsSpan   *spans;			/* ring */
-	int			span_cap;
-	int			span_head;
-	int			span_count;
+	/* main thread only */
+	bool		txn_open;		/* a transaction's messages are being published */
+	int64		txn_messages;	/* unretired messages other than heartbeats */
 
 	/*
 	 * Shared with the acknowledgement thread without a lock, because the
@@ -285,28 +273,6 @@ parse_msg_id(const char *id, XLogRecPtr *txn_lsn, int64 *seq, bool *is_relation)
 	*seq = (int64) n;
 	*is_relation = p[consumed] == ':';
 	return true;
-}
-
-/* Span of a commit LSN, by binary search over the ring (main thread) */
-static NatsSpan *
-find_span(PgsNatsSink *sink, XLogRecPtr txn_lsn)
-{
-	int			lo = 0;
-	int			hi = sink->span_count - 1;
-
-	while (lo <= hi)
-	{
-		int			mid = (lo + hi) / 2;
-		NatsSpan   *span = &sink->spans[(sink->span_head + mid) % sink->span_cap];
-
-		if (span->txn_lsn == txn_lsn)
-			return span;
-		if (span->txn_lsn < txn_lsn)
-			lo = mid + 1;
-		else
-			hi = mid - 1;
-	}
-	return NULL;
 }
 
 /* Record the first failure; later ones are consequences of it */
@@ -1033,13 +999,13 @@ check_failed(PgsNatsSink *sink)
 }
 
 /*
- * Retire the settled messages at the head of the ring, counting them in
- * their transactions' spans, then the spans at the head that are
- * completely acknowledged, advancing the acknowledged position.  A refused
- * message stops the walk: check_failed() raises its error.
+ * Retire the acknowledged messages at the head of the ring, in publish
+ * order; the last message of a transaction advances the acknowledged
+ * position.  A refused message stops the walk: check_failed() raises its
+ * error.
  */
 static void
-retire_spans(PgsNatsSink *sink)
+retire_messages(PgsNatsSink *sink)
 {
 	uint64		tail = pg_atomic_read_u64(&sink->pending_tail);
 	bool		retired = false;
@@ -1052,41 +1018,25 @@ retire_spans(PgsNatsSink *sink)
 			break;
 		natsMsg_Destroy((natsMsg *) (uintptr_t) pg_atomic_read_u64(&p->msg));
 		if (!p->heartbeat)
+			sink->txn_messages--;
+		if (!XLogRecPtrIsInvalid(p->end_lsn))
 		{
-			NatsSpan   *span = find_span(sink, p->lsn);
-
-			if (span == NULL)
-				elog(ERROR, "acknowledged message of commit LSN %X/%X belongs to no transaction in flight",
-					 LSN_FORMAT_ARGS(p->lsn));
-			span->nacked++;
+			sink->acked = p->end_lsn;
+			retired = true;
 		}
 		sink->pending_head++;
-	}
-
-	while (sink->span_count > 0)
-	{
-		NatsSpan   *span = &sink->spans[sink->span_head];
-
-		if (!span->closed || span->nacked < span->nmsgs)
-			break;
-		if (!XLogRecPtrIsInvalid(span->end_lsn))
-			sink->acked = span->end_lsn;
-		sink->span_head = (sink->span_head + 1) % sink->span_cap;
-		sink->span_count--;
-		retired = true;
 	}
 	sink->base.inflight = (int) pg_atomic_read_u32(&sink->inflight);
 	if (retired)
 		sink->base.last_ack_at = GetCurrentTimestamp();
 }
 
-/* Whether one more message fits in the window and the rings */
+/* Whether one more message fits in the window and the ring */
 static bool
 have_room(PgsNatsSink *sink)
 {
 	return pg_atomic_read_u32(&sink->inflight) < (uint32) pgs_nats_max_pending &&
-		pg_atomic_read_u64(&sink->pending_tail) - sink->pending_head < sink->pending_cap - 1 &&
-		sink->span_count < sink->span_cap - 1;
+		pg_atomic_read_u64(&sink->pending_tail) - sink->pending_head < sink->pending_cap - 1;
 }
 
 static void
@@ -1100,10 +1050,7 @@ wait_for_room(PgsNatsSink *sink)
 		 * Destroy acknowledged messages as they come, not once the ring is
 		 * full: with large events the ring would hold a window's worth.
 		 */
-		if (sink->pending_head < pg_atomic_read_u64(&sink->pending_tail) &&
-			pg_atomic_read_u32(&sink->pending[sink->pending_head % sink->pending_cap].state) !=
-			NATS_PENDING_IN_FLIGHT)
-			retire_spans(sink);
+		retire_messages(sink);
 		if (have_room(sink))
 			return;
 
@@ -1123,28 +1070,6 @@ wait_for_room(PgsNatsSink *sink)
 		}
 		wait_for_acks(10);
 	}
-}
-
-/* Open the span of txn_lsn if it is not the newest one */
-static NatsSpan *
-current_span(PgsNatsSink *sink, XLogRecPtr txn_lsn, XLogRecPtr end_lsn, bool closed)
-{
-	NatsSpan   *span = NULL;
-
-	if (sink->span_count > 0)
-	{
-		span = &sink->spans[(sink->span_head + sink->span_count - 1) % sink->span_cap];
-		if (span->txn_lsn == txn_lsn)
-			return span;
-	}
-	span = &sink->spans[(sink->span_head + sink->span_count) % sink->span_cap];
-	span->txn_lsn = txn_lsn;
-	span->end_lsn = end_lsn;
-	span->nmsgs = 0;
-	span->nacked = 0;
-	span->closed = closed;
-	sink->span_count++;
-	return span;
 }
 
 /*
@@ -1246,9 +1171,10 @@ make_message(PgsNatsSink *sink, const char *subject, const char *payload,
 
 /*
  * Publish a message with its id, chained to the previous message, and
- * count it in flight first (in the span of its transaction unless it is a
- * heartbeat), because its acknowledgement may come at once.  The message
- * belongs to cnats afterwards.  A refused publish fails the sink.
+ * count it in flight first, because its acknowledgement may come at once.
+ * standalone: a non-transactional logical message, which no
+ * end_transaction() follows.  The message belongs to cnats afterwards.  A
+ * refused publish fails the sink.
  */
 static void
 publish_chained(PgsNatsSink *sink, const char *subject, const char *payload,
@@ -1303,10 +1229,13 @@ publish_chained(PgsNatsSink *sink, const char *subject, const char *payload,
 		p->seq = what->seq;
 		p->relid = what->relid;
 		p->heartbeat = what->heartbeat;
+		p->end_lsn = InvalidXLogRecPtr;
 		pg_atomic_write_u64(&p->msg, (uint64) (uintptr_t) msg);
 		pg_atomic_write_u32(&p->state, NATS_PENDING_IN_FLIGHT);
 		if (!what->heartbeat)
-			current_span(sink, what->lsn, InvalidXLogRecPtr, standalone)->nmsgs++;
+			sink->txn_messages++;
+		if (!what->heartbeat && !standalone)
+			sink->txn_open = true;
 		if (pg_atomic_fetch_add_u32(&sink->inflight, 1) == 0)
 		{
 			pg_atomic_write_u64(&sink->progress_ms, (uint64) monotonic_ms());
@@ -1484,7 +1413,7 @@ nats_heartbeat(PgsSink *base, XLogRecPtr confirmed)
 	headers[1].value = "heartbeat";
 	headers[2].key = "Pg-System-Id";
 	headers[2].value = sink->system_id;
-	/* no span: a heartbeat belongs to no transaction */
+	/* a heartbeat belongs to no transaction */
 	publish_chained(sink, subject.data, payload.data, payload.len, headers, 3,
 					&what, false);
 }
@@ -1493,22 +1422,29 @@ static void
 nats_end_transaction(PgsSink *base, XLogRecPtr end_lsn)
 {
 	PgsNatsSink *sink = (PgsNatsSink *) base;
+	uint64		tail = pg_atomic_read_u64(&sink->pending_tail);
 
-	if (sink->span_count > 0)
+	/* nothing published for this transaction (filtered, or already stored) */
+	if (!sink->txn_open)
+		return;
+	sink->txn_open = false;
+
+	/*
+	 * Its messages are the newest ones in the ring: the last one carries
+	 * the position.  If all of them are already retired, they are stored.
+	 */
+	if (sink->pending_head < tail)
+		sink->pending[(tail - 1) % sink->pending_cap].end_lsn = end_lsn;
+	else
 	{
-		NatsSpan   *span = &sink->spans[(sink->span_head + sink->span_count - 1) % sink->span_cap];
-
-		if (!span->closed)
-		{
-			span->end_lsn = end_lsn;
-			span->closed = true;
-		}
+		sink->acked = end_lsn;
+		sink->base.last_ack_at = GetCurrentTimestamp();
 	}
 }
 
 /*
- * Send what is buffered, and retire the spans at the head of the ring that
- * are completely acknowledged.
+ * Send what is buffered, and retire the acknowledged messages at the head
+ * of the ring.
  */
 static void
 nats_poll(PgsSink *base)
@@ -1535,7 +1471,7 @@ nats_poll(PgsSink *base)
 	}
 	check_failed(sink);
 	check_connection(sink);
-	retire_spans(sink);
+	retire_messages(sink);
 }
 
 static XLogRecPtr
@@ -1547,7 +1483,9 @@ nats_acked_lsn(PgsSink *base)
 static bool
 nats_idle(PgsSink *base)
 {
-	return ((PgsNatsSink *) base)->span_count == 0;
+	PgsNatsSink *sink = (PgsNatsSink *) base;
+
+	return sink->txn_messages == 0 && !sink->txn_open;
 }
 
 /*
@@ -1603,9 +1541,6 @@ pgs_sink_nats_create(const PgsStreamConfig *config)
 	sink->system_id = psprintf(UINT64_FORMAT, GetSystemIdentifier());
 	sink->url = pstrdup(config->nats.url ? config->nats.url : pgs_nats_url);
 	sink->acked = InvalidXLogRecPtr;
-	sink->span_cap = pgs_nats_max_pending + 2;
-	sink->spans = MemoryContextAllocHuge(CurrentMemoryContext,
-										 sizeof(NatsSpan) * sink->span_cap);
 	sink->pending_cap = pgs_nats_max_pending + 2;
 	sink->pending = MemoryContextAllocHuge(CurrentMemoryContext,
 										   sizeof(NatsPending) * sink->pending_cap);
