@@ -20,12 +20,13 @@
  * the worker with an error; it restarts, reconnects with a capped backoff,
  * and resumes after the last stored message.
  *
- * Threads: cnats runs its own threads (connection, timers, acknowledgement
- * callbacks).  They are created while every signal is blocked, so that
- * PostgreSQL's signals reach the main thread only, and the acknowledgement
- * callback touches nothing but this file's state, through atomics (no
- * lock: see PgsNatsSink), and the process latch, whose SetLatch is
- * async-signal-safe.
+ * Threads: cnats runs its own (connection reader, flusher, timers), and
+ * this file one more, which takes JetStream's acknowledgements off the
+ * connection's reply subscription.  They are created while every signal is
+ * blocked, so that PostgreSQL's signals reach the main thread only, and the
+ * acknowledgement thread touches nothing but this file's state, through
+ * atomics (no lock: see PgsNatsSink), and the process latch, whose
+ * SetLatch is async-signal-safe.
  *
  * Headers: a row change carries eleven headers.  cnats' public header
  * functions keep them in a hash table, several allocations per header,
@@ -75,13 +76,12 @@
 
 /*
  * A published message, in a ring in publish order, until the main thread
- * retires (and destroys) it.  cnats hands the message back with its
- * acknowledgement: its address identifies it, so the acknowledgement
- * thread reads no header.
+ * retires it.  The message itself is freed once it is written to the
+ * connection; its reply subject ends in its position in the ring, so the
+ * acknowledgement names the entry it settles.
  */
 typedef struct NatsPending
 {
-	pg_atomic_uint64 msg;		/* the natsMsg's address */
 	pg_atomic_uint32 state;		/* NATS_PENDING_* */
 	XLogRecPtr	lsn;			/* commit LSN of its transaction (of itself,
 								 * for a non-transactional logical message),
@@ -113,6 +113,9 @@ typedef natsStatus (*CreateEncodedMsgFn) (natsMsg **msg,
 										  const char *reply, int reply_len,
 										  const char *buf, int buf_len,
 										  int header_len);
+
+/* cnats' destructor proper: frees a message at once, in the calling thread */
+typedef void (*FreeMsgFn) (void *msg);
 
 /* Where the previous life of the stream stopped in JetStream */
 typedef struct NatsResumePoint
@@ -150,7 +153,12 @@ typedef struct PgsNatsSink
 	int64		flushed_at_us;	/* end of the last flush (monotonic_us) */
 	bool		published_from_idle;	/* a message was published while
 										 * nothing was in flight */
-	bool		ack_thread_started;	/* cnats starts it at the first publish */
+	/* acknowledgements: replies to <reply_prefix><ring position in hex> */
+	natsSubscription *ack_sub;
+	char		reply_prefix[64];
+	pthread_t	ack_thread;
+	bool		ack_thread_running;
+	pg_atomic_uint32 ack_stop;	/* the acknowledgement thread is to end */
 	bool		disconnected;	/* reported as waiting in stream_status */
 	XLogRecPtr	acked;			/* main thread only */
 
@@ -196,6 +204,9 @@ static bool nats_opened = false;
 /* found once per process by find_encoded_msg_constructor() */
 static bool encoded_msg_looked_up = false;
 static CreateEncodedMsgFn create_encoded_msg = NULL;
+static FreeMsgFn free_msg_now = NULL;
+
+static void release_msg(natsMsg *msg);
 
 /*
  * Microseconds (and milliseconds, below) on the monotonic clock: plain
@@ -296,59 +307,121 @@ set_failed(PgsNatsSink *sink, const char *fmt,...)
 }
 
 /*
- * The entry of msg among the published messages not yet settled, or NULL.
- * Acknowledgements come in publish order as a rule, so the search ends at
- * the first entry.
+ * The value of "key" in a JetStream reply, a flat JSON text: a number, or a
+ * string copied without its quotes (escapes kept as they are; these values
+ * are server messages, shown to people).  Returns false if it is missing.
  */
-static NatsPending *
-find_pending(PgsNatsSink *sink, const natsMsg *msg)
+static bool
+reply_field(const char *json, const char *key, char *value, size_t value_size)
 {
-	uint64		tail = pg_atomic_read_u64(&sink->pending_tail);
-	uint64		i;
+	char		pattern[32];
+	const char *p;
+	size_t		n = 0;
 
-	/* the entry's fields were written before the tail moved past it */
-	pg_read_barrier();
-	for (i = sink->ack_cursor; i < tail; i++)
+	snprintf(pattern, sizeof(pattern), "\"%s\":", key);
+	p = strstr(json, pattern);
+	if (p == NULL || value_size == 0)
+		return false;
+	p += strlen(pattern);
+	while (*p == ' ')
+		p++;
+	if (*p == '"')
 	{
-		NatsPending *p = &sink->pending[i % sink->pending_cap];
-
-		if (pg_atomic_read_u32(&p->state) == NATS_PENDING_IN_FLIGHT &&
-			pg_atomic_read_u64(&p->msg) == (uint64) (uintptr_t) msg)
-			return p;
+		for (p++; *p != '\0' && *p != '"'; p++)
+		{
+			if (*p == '\\' && p[1] != '\0')
+			{
+				if (n + 1 < value_size)
+					value[n++] = *p;
+				p++;
+			}
+			if (n + 1 < value_size)
+				value[n++] = *p;
+		}
 	}
-	return NULL;
+	else
+	{
+		for (; *p == '-' || (*p >= '0' && *p <= '9'); p++)
+			if (n + 1 < value_size)
+				value[n++] = *p;
+	}
+	value[n] = '\0';
+	return n > 0;
 }
 
-static void
-on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
+/*
+ * The ring entry a reply subject names ("<reply_prefix><position in hex>"),
+ * if that message is in flight; else NULL.
+ */
+static NatsPending *
+entry_for_reply(PgsNatsSink *sink, const char *subject)
 {
-	PgsNatsSink *sink = (PgsNatsSink *) closure;
-	NatsPending *p = find_pending(sink, msg);
+	size_t		prefix_len = strlen(sink->reply_prefix);
+	uint64		tail = pg_atomic_read_u64(&sink->pending_tail);
+	uint64		position;
+	char	   *end;
+	NatsPending *p;
+
+	if (subject == NULL || strncmp(subject, sink->reply_prefix, prefix_len) != 0 ||
+		subject[prefix_len] == '\0')
+		return NULL;
+	errno = 0;
+	position = strtoull(subject + prefix_len, &end, 16);
+	if (errno != 0 || *end != '\0' || position < sink->ack_cursor || position >= tail)
+		return NULL;
+	/* the entry's fields were written before the tail moved past it */
+	pg_read_barrier();
+	p = &sink->pending[position % sink->pending_cap];
+	if (pg_atomic_read_u32(&p->state) != NATS_PENDING_IN_FLIGHT)
+		return NULL;
+	return p;
+}
+
+/*
+ * Settle the message a JetStream reply is for: stored (a duplicate counts
+ * as stored) or refused, which fails the sink.
+ */
+static void
+settle_message(PgsNatsSink *sink, natsMsg *reply)
+{
+	NatsPending *p = entry_for_reply(sink, natsMsg_GetSubject(reply));
+	const char *json = natsMsg_GetData(reply);
 	uint64		tail;
 	uint32		inflight;
 	bool		wake;
 
-	(void) js;
 	if (p == NULL)
+	{
 		set_failed(sink, "acknowledgement for a message this stream did not publish");
-	else if (pa == NULL)
+		SetLatch(MyLatch);
+		return;
+	}
+	if (json != NULL && strstr(json, "\"error\"") == NULL &&
+		strstr(json, "\"seq\"") != NULL)
+		pg_atomic_write_u32(&p->state, NATS_PENDING_STORED);
+	else
 	{
 		char		id[PGS_NATS_ID_LEN];
+		char		description[160];
+		char		err_code[16];
 
 		format_msg_id(id, sink->slot_name, p);
-		if (pae != NULL)
-			set_failed(sink, "message %s was not stored: %s%s%s (error code %d)",
-					   id, natsStatus_GetText(pae->Err),
-					   pae->ErrText ? ": " : "", pae->ErrText ? pae->ErrText : "",
-					   (int) pae->ErrCode);
+		if (natsMsg_IsNoResponders(reply))
+			set_failed(sink, "message %s was not stored: no JetStream stream captures its subject (no responders)",
+					   id);
+		else if (json != NULL &&
+				 reply_field(json, "description", description, sizeof(description)))
+			set_failed(sink, "message %s was not stored: %s (JetStream error code %s)", id,
+					   description,
+					   reply_field(json, "err_code", err_code, sizeof(err_code)) ?
+					   err_code : "unknown");
 		else
-			set_failed(sink, "message %s was not stored", id);
+			set_failed(sink, "message %s was not stored: unexpected reply \"%.100s\"",
+					   id, json != NULL ? json : "");
 		pg_atomic_write_u32(&p->state, NATS_PENDING_REFUSED);
 	}
-	else
-		pg_atomic_write_u32(&p->state, NATS_PENDING_STORED);
 
-	/* past the settled entries, so that the next search starts at its own */
+	/* past the settled entries, so that the next lookup starts there */
 	tail = pg_atomic_read_u64(&sink->pending_tail);
 	while (sink->ack_cursor < tail &&
 		   pg_atomic_read_u32(&sink->pending[sink->ack_cursor % sink->pending_cap].state) !=
@@ -369,56 +442,115 @@ on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
 		 pg_atomic_read_u32(&sink->room_wanted) != 0 &&
 		 pg_atomic_exchange_u32(&sink->room_wanted, 0) != 0);
 
-	/*
-	 * The message is ours now, but the main thread destroys it when it
-	 * retires the entry: freed here, every message would go back to the
-	 * allocator through another thread, which takes the arena lock the
-	 * main thread needs for the next message.
-	 */
-	if (p == NULL)
-		natsMsg_Destroy(msg);
-
 	/* async-signal-safe, and process-directed: wakes the main thread */
 	if (wake)
 		SetLatch(MyLatch);
 }
 
+/*
+ * The acknowledgement thread: takes JetStream's replies off the
+ * connection's reply subscription until it is told to stop or the
+ * subscription ends.
+ *
+ * Not js_PublishMsgAsync and its acknowledgement callback: cnats keeps a
+ * hash table of pending messages keyed by reply token, parses every reply
+ * into allocated objects, and hands every message, published or received,
+ * to its garbage collector thread instead of freeing it, waking that
+ * thread each time.  That cost the client twice the CPU per message of
+ * this loop.
+ */
+static void *
+ack_thread_main(void *arg)
+{
+	PgsNatsSink *sink = (PgsNatsSink *) arg;
+
+	while (pg_atomic_read_u32(&sink->ack_stop) == 0)
+	{
+		natsMsg    *reply = NULL;
+		natsStatus	s = natsSubscription_NextMsg(&reply, sink->ack_sub, 100);
+
+		if (s == NATS_TIMEOUT)
+			continue;
+
+		/*
+		 * cnats takes a "no responders" status reply (nothing captures the
+		 * subject: the JetStream stream is gone) for an error and frees it,
+		 * subject and all.  Replies come in publish order, so it is the
+		 * oldest message in flight.
+		 */
+		if (s == NATS_NO_RESPONDERS)
+		{
+			uint64		tail = pg_atomic_read_u64(&sink->pending_tail);
+			char		id[PGS_NATS_ID_LEN] = "";
+
+			pg_read_barrier();
+			if (sink->ack_cursor < tail)
+				format_msg_id(id, sink->slot_name,
+							  &sink->pending[sink->ack_cursor % sink->pending_cap]);
+			set_failed(sink, "message %s was not stored: no JetStream stream captures its subject (no responders)",
+					   id);
+			SetLatch(MyLatch);
+			continue;
+		}
+		if (s != NATS_OK)
+		{
+			if (pg_atomic_read_u32(&sink->ack_stop) == 0)
+			{
+				set_failed(sink, "JetStream acknowledgements ended: %s", natsStatus_GetText(s));
+				SetLatch(MyLatch);
+			}
+			break;
+		}
+		settle_message(sink, reply);
+		release_msg(reply);
+	}
+	return NULL;
+}
+
 /* ---------------------------------------------------------------- */
 
 /*
- * cnats' natsMsg_create, if this library has it and it behaves as
- * expected: a message made of an encoded header block and a payload must
- * show its subject, headers and payload through the public accessors.
- * Its signature has not changed from cnats 2.2, which brought headers, to
- * 3.9; a later major version is not trusted with it.
+ * cnats' natsMsg_create and natsMsg_free, if this library has them and they
+ * behave as expected: a message made of an encoded header block and a
+ * payload must show its subject, headers and payload through the public
+ * accessors.  Their signatures have not changed from cnats 2.2, which
+ * brought headers, to 3.9; a later major version is not trusted with them.
+ *
+ * natsMsg_Destroy does not free a message: it hands it to cnats' garbage
+ * collector thread, taking that thread's lock and waking it up, which cost
+ * the main thread more than building the message.  natsMsg_free is what the
+ * collector calls; the worker calls it itself once cnats is done with a
+ * message.
  */
-static CreateEncodedMsgFn
-find_encoded_msg_constructor(void)
+static void
+find_message_functions(void)
 {
 	static const char block[] = "NATS/1.0\r\nPg-Check: a b\r\nPg-Other: c\r\n\r\npayload";
 	const int	payload_len = 7;
 	Dl_info		info;
 	void	   *lib;
-	CreateEncodedMsgFn fn;
+	CreateEncodedMsgFn create_fn;
+	FreeMsgFn	free_fn;
 	natsMsg    *msg = NULL;
 	const char *value = NULL;
 	bool		ok;
 
 	if (nats_GetVersionNumber() < 0x020200 || nats_GetVersionNumber() >= 0x040000)
-		return NULL;
+		return;
 	if (dladdr((void *) natsMsg_Create, &info) == 0 || info.dli_fname == NULL)
-		return NULL;
+		return;
 	/* already loaded as our dependency: this only takes a reference */
 	lib = dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD);
 	if (lib == NULL)
-		return NULL;
-	fn = (CreateEncodedMsgFn) dlsym(lib, "natsMsg_create");
+		return;
+	create_fn = (CreateEncodedMsgFn) dlsym(lib, "natsMsg_create");
+	free_fn = (FreeMsgFn) dlsym(lib, "natsMsg_free");
 	dlclose(lib);
-	if (fn == NULL)
-		return NULL;
+	if (create_fn == NULL || free_fn == NULL)
+		return;
 
-	ok = fn(&msg, "pgs.check", 9, NULL, 0, block, (int) sizeof(block) - 1,
-			(int) sizeof(block) - 1 - payload_len) == NATS_OK &&
+	ok = create_fn(&msg, "pgs.check", 9, NULL, 0, block, (int) sizeof(block) - 1,
+				   (int) sizeof(block) - 1 - payload_len) == NATS_OK &&
 		strcmp(natsMsg_GetSubject(msg), "pgs.check") == 0 &&
 		natsMsg_GetDataLength(msg) == payload_len &&
 		memcmp(natsMsg_GetData(msg), "payload", payload_len) == 0 &&
@@ -427,7 +559,24 @@ find_encoded_msg_constructor(void)
 		natsMsgHeader_Get(msg, "Pg-Check", &value) == NATS_OK &&
 		strcmp(value, "a b") == 0;
 	natsMsg_Destroy(msg);
-	return ok ? fn : NULL;
+	if (ok)
+	{
+		create_encoded_msg = create_fn;
+		free_msg_now = free_fn;
+	}
+}
+
+/*
+ * Free a message cnats no longer refers to: one written to the connection,
+ * or a reply taken off the acknowledgement subscription.
+ */
+static void
+release_msg(natsMsg *msg)
+{
+	if (free_msg_now != NULL)
+		free_msg_now(msg);
+	else
+		natsMsg_Destroy(msg);
 }
 
 /*
@@ -439,7 +588,7 @@ use_encoded_headers(const char *stream_name)
 {
 	if (!encoded_msg_looked_up)
 	{
-		create_encoded_msg = find_encoded_msg_constructor();
+		find_message_functions();
 		encoded_msg_looked_up = true;
 	}
 	if (pgs_nats_encode_headers && create_encoded_msg != NULL)
@@ -528,9 +677,64 @@ nats_error_text(natsStatus s)
 	return pstrdup(natsStatus_GetText(s));
 }
 
+/*
+ * End the acknowledgement thread: unsubscribing wakes it up at once.
+ */
+static void
+stop_ack_thread(PgsNatsSink *sink)
+{
+	if (sink->ack_thread_running)
+	{
+		pg_atomic_write_u32(&sink->ack_stop, 1);
+		(void) natsSubscription_Unsubscribe(sink->ack_sub);
+		pthread_join(sink->ack_thread, NULL);
+		sink->ack_thread_running = false;
+	}
+	if (sink->ack_sub)
+		natsSubscription_Destroy(sink->ack_sub);
+	sink->ack_sub = NULL;
+}
+
+/*
+ * Subscribe to the replies of this connection's messages and start the
+ * thread that takes them.  Called with every signal blocked, which the
+ * thread inherits.  NATS_OK or the failing status.
+ */
+static natsStatus
+start_ack_thread(PgsNatsSink *sink)
+{
+	natsInbox  *inbox = NULL;
+	char		subject[sizeof(sink->reply_prefix) + 1];
+	natsStatus	s;
+
+	s = natsInbox_Create(&inbox);
+	if (s != NATS_OK)
+		return s;
+	snprintf(sink->reply_prefix, sizeof(sink->reply_prefix), "%s.", (const char *) inbox);
+	natsInbox_Destroy(inbox);
+	snprintf(subject, sizeof(subject), "%s*", sink->reply_prefix);
+	s = natsConnection_SubscribeSync(&sink->ack_sub, sink->conn, subject);
+	/* never drop a reply: the window bounds how many can wait */
+	if (s == NATS_OK)
+		s = natsSubscription_SetPendingLimits(sink->ack_sub, -1, -1);
+	/* the server knows the subscription before the first message */
+	if (s == NATS_OK)
+		s = natsConnection_Flush(sink->conn);
+	if (s == NATS_OK)
+	{
+		pg_atomic_write_u32(&sink->ack_stop, 0);
+		if (pthread_create(&sink->ack_thread, NULL, ack_thread_main, sink) != 0)
+			s = NATS_SYS_ERROR;
+		else
+			sink->ack_thread_running = true;
+	}
+	return s;
+}
+
 static void
 destroy_connection(PgsNatsSink *sink)
 {
+	stop_ack_thread(sink);
 	if (sink->js)
 		jsCtx_Destroy(sink->js);
 	if (sink->conn)
@@ -887,10 +1091,6 @@ try_connect(PgsNatsSink *sink, const PgsStreamConfig *config, char **reason)
 
 			jsOptions_Init(&jo);
 			jo.Wait = pgs_nats_ack_timeout;
-			jo.PublishAsync.MaxPending = pgs_nats_max_pending;
-			jo.PublishAsync.StallWait = 1000;
-			jo.PublishAsync.AckHandler = on_ack;
-			jo.PublishAsync.AckHandlerClosure = sink;
 			s = natsConnection_JetStream(&sink->js, sink->conn, &jo);
 			if (s != NATS_OK)
 				*reason = psprintf("could not use JetStream: %s", nats_error_text(s));
@@ -900,6 +1100,13 @@ try_connect(PgsNatsSink *sink, const PgsStreamConfig *config, char **reason)
 			if (!ensure_stream(sink, config, reason) ||
 				!read_resume_point(sink, config, reason))
 				s = NATS_ERR;
+		}
+		if (s == NATS_OK)
+		{
+			s = start_ack_thread(sink);
+			if (s != NATS_OK)
+				*reason = psprintf("could not subscribe to JetStream acknowledgements: %s",
+								   nats_error_text(s));
 		}
 		if (s == NATS_OK)
 		{
@@ -1016,7 +1223,6 @@ retire_messages(PgsNatsSink *sink)
 
 		if (pg_atomic_read_u32(&p->state) != NATS_PENDING_STORED)
 			break;
-		natsMsg_Destroy((natsMsg *) (uintptr_t) pg_atomic_read_u64(&p->msg));
 		if (!p->heartbeat)
 			sink->txn_messages--;
 		if (!XLogRecPtrIsInvalid(p->end_lsn))
@@ -1073,32 +1279,6 @@ wait_for_room(PgsNatsSink *sink)
 }
 
 /*
- * js_PublishMsgAsync, with every signal blocked the first time: the first
- * asynchronous publish starts cnats' acknowledgement thread, which must
- * not take PostgreSQL's signals.  Headers come with the message, so there
- * are no publish options.
- */
-static natsStatus
-publish_async(PgsNatsSink *sink, natsMsg **msg)
-{
-	natsStatus	s;
-
-	if (!sink->ack_thread_started)
-	{
-		sigset_t	all;
-		sigset_t	old;
-
-		sigfillset(&all);
-		pthread_sigmask(SIG_BLOCK, &all, &old);
-		s = js_PublishMsgAsync(sink->js, msg, NULL);
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
-		sink->ack_thread_started = true;
-		return s;
-	}
-	return js_PublishMsgAsync(sink->js, msg, NULL);
-}
-
-/*
  * Append "key: value\r\n" to an encoded header block.  CR and LF in a
  * value become spaces, as cnats does (the values here never have them).
  */
@@ -1122,8 +1302,9 @@ append_header(StringInfo buf, const char *key, const char *value)
 
 /* A message with these headers and payload; raises an error on failure */
 static natsMsg *
-make_message(PgsNatsSink *sink, const char *subject, const char *payload,
-			 int payload_len, const NatsHeader *headers, int nheaders)
+make_message(PgsNatsSink *sink, const char *subject, const char *reply,
+			 const char *payload, int payload_len,
+			 const NatsHeader *headers, int nheaders)
 {
 	natsMsg    *msg = NULL;
 	natsStatus	s;
@@ -1147,14 +1328,15 @@ make_message(PgsNatsSink *sink, const char *subject, const char *payload,
 		appendBinaryStringInfo(buf, "\r\n", 2);
 		header_len = buf->len;
 		appendBinaryStringInfo(buf, payload, payload_len);
-		s = create_encoded_msg(&msg, subject, (int) strlen(subject), NULL, 0,
+		s = create_encoded_msg(&msg, subject, (int) strlen(subject),
+							   reply, (int) strlen(reply),
 							   buf->data, buf->len, header_len);
 		if (s != NATS_OK)
 			report_nats_error("could not create NATS message", s);
 		return msg;
 	}
 
-	s = natsMsg_Create(&msg, subject, NULL, payload, payload_len);
+	s = natsMsg_Create(&msg, subject, reply, payload, payload_len);
 	if (s != NATS_OK)
 		report_nats_error("could not create NATS message", s);
 	for (i = 0; i < nheaders; i++)
@@ -1173,8 +1355,7 @@ make_message(PgsNatsSink *sink, const char *subject, const char *payload,
  * Publish a message with its id, chained to the previous message, and
  * count it in flight first, because its acknowledgement may come at once.
  * standalone: a non-transactional logical message, which no
- * end_transaction() follows.  The message belongs to cnats afterwards.  A
- * refused publish fails the sink.
+ * end_transaction() follows.  A refused publish fails the sink.
  */
 static void
 publish_chained(PgsNatsSink *sink, const char *subject, const char *payload,
@@ -1185,6 +1366,9 @@ publish_chained(PgsNatsSink *sink, const char *subject, const char *payload,
 	int			n = 0;
 	char		id[PGS_NATS_ID_LEN];
 	char		seqbuf[32];
+	char		reply[sizeof(sink->reply_prefix) + 17];
+	uint64		tail = pg_atomic_read_u64(&sink->pending_tail);
+	NatsPending *p = &sink->pending[tail % sink->pending_cap];
 	natsMsg    *msg;
 	natsStatus	s;
 
@@ -1213,48 +1397,47 @@ publish_chained(PgsNatsSink *sink, const char *subject, const char *payload,
 	memcpy(&all[n], headers, sizeof(NatsHeader) * nheaders);
 	n += nheaders;
 
-	msg = make_message(sink, subject, payload, payload_len, all, n);
+	/* JetStream answers on the reply subject that names the ring entry */
+	snprintf(reply, sizeof(reply), "%s%llX", sink->reply_prefix,
+			 (unsigned long long) tail);
+	msg = make_message(sink, subject, reply, payload, payload_len, all, n);
 
 	/*
-	 * No MaxWait: cnats would keep a record of every message until its
-	 * deadline, acknowledged or not, which costs memory in proportion to
-	 * the rate.  check_failed() detects a stall instead: nothing
-	 * acknowledged for nats_ack_timeout while messages are in flight.
+	 * The entry is in flight before the message is, because its
+	 * acknowledgement may come at once.  A stall is detected by
+	 * check_failed(): nothing acknowledged for nats_ack_timeout while
+	 * messages are in flight.
 	 */
+	p->lsn = what->lsn;
+	p->seq = what->seq;
+	p->relid = what->relid;
+	p->heartbeat = what->heartbeat;
+	p->end_lsn = InvalidXLogRecPtr;
+	pg_atomic_write_u32(&p->state, NATS_PENDING_IN_FLIGHT);
+	if (!what->heartbeat)
+		sink->txn_messages++;
+	if (!what->heartbeat && !standalone)
+		sink->txn_open = true;
+	if (pg_atomic_fetch_add_u32(&sink->inflight, 1) == 0)
 	{
-		uint64		tail = pg_atomic_read_u64(&sink->pending_tail);
-		NatsPending *p = &sink->pending[tail % sink->pending_cap];
-
-		p->lsn = what->lsn;
-		p->seq = what->seq;
-		p->relid = what->relid;
-		p->heartbeat = what->heartbeat;
-		p->end_lsn = InvalidXLogRecPtr;
-		pg_atomic_write_u64(&p->msg, (uint64) (uintptr_t) msg);
-		pg_atomic_write_u32(&p->state, NATS_PENDING_IN_FLIGHT);
-		if (!what->heartbeat)
-			sink->txn_messages++;
-		if (!what->heartbeat && !standalone)
-			sink->txn_open = true;
-		if (pg_atomic_fetch_add_u32(&sink->inflight, 1) == 0)
-		{
-			pg_atomic_write_u64(&sink->progress_ms, (uint64) monotonic_ms());
-			sink->published_from_idle = true;
-		}
-		/* the entry is complete before the acknowledgement thread sees it */
-		pg_write_barrier();
-		pg_atomic_write_u64(&sink->pending_tail, tail + 1);
+		pg_atomic_write_u64(&sink->progress_ms, (uint64) monotonic_ms());
+		sink->published_from_idle = true;
 	}
+	/* the entry is complete before the acknowledgement thread sees it */
+	pg_write_barrier();
+	pg_atomic_write_u64(&sink->pending_tail, tail + 1);
 
-	s = publish_async(sink, &msg);
+	/*
+	 * A plain publish with a reply subject, which is all a JetStream
+	 * publish is: cnats copies the message into its write buffer (or, while
+	 * reconnecting, its reconnect buffer), so it is freed at once.
+	 */
+	s = natsConnection_PublishMsg(sink->conn, msg);
+	release_msg(msg);
 	if (s != NATS_OK)
 	{
-		/*
-		 * Not sent, and no acknowledgement will come: the message is ours
-		 * again.  Its entry stays in flight; the error ends the worker.
-		 */
+		/* not sent, and no acknowledgement will come: the error ends the worker */
 		set_failed(sink, "could not publish message %s: %s", id, nats_error_text(s));
-		natsMsg_Destroy(msg);
 		check_failed(sink);
 	}
 	sink->chain_seq = 0;
@@ -1497,13 +1680,15 @@ nats_shutdown(PgsSink *base)
 {
 	PgsNatsSink *sink = (PgsNatsSink *) base;
 
-	if (sink->js != NULL)
+	if (sink->conn != NULL && sink->ack_thread_running)
 	{
-		jsPubOptions po;
+		int64		deadline = monotonic_ms() + 1000;
 
-		jsPubOptions_Init(&po);
-		po.MaxWait = 1000;
-		(void) js_PublishAsyncComplete(sink->js, &po);
+		(void) natsConnection_FlushTimeout(sink->conn, 1000);
+		while (pg_atomic_read_u32(&sink->inflight) > 0 &&
+			   pg_atomic_read_u32(&sink->failed) == 0 &&
+			   monotonic_ms() < deadline)
+			pg_usleep(1000L);
 	}
 	destroy_connection(sink);
 	if (nats_opened)
@@ -1545,10 +1730,8 @@ pgs_sink_nats_create(const PgsStreamConfig *config)
 	sink->pending = MemoryContextAllocHuge(CurrentMemoryContext,
 										   sizeof(NatsPending) * sink->pending_cap);
 	for (i = 0; i < sink->pending_cap; i++)
-	{
-		pg_atomic_init_u64(&sink->pending[i].msg, 0);
 		pg_atomic_init_u32(&sink->pending[i].state, NATS_PENDING_STORED);
-	}
+	pg_atomic_init_u32(&sink->ack_stop, 0);
 	pg_atomic_init_u64(&sink->pending_tail, 0);
 	pg_atomic_init_u32(&sink->inflight, 0);
 	pg_atomic_init_u64(&sink->progress_ms, 0);

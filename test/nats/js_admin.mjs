@@ -10,6 +10,8 @@
 //                                                     (explicit acks, from the first message)
 //   consumer-info <stream> <durable>                  prints the info of a consumer
 //   delete <stream>                                   delete a stream
+//   publish <subject> <data> <msg-id>                 publish through JetStream;
+//                                                     prints the acknowledgement
 import { connect, AckPolicy, DeliverPolicy, StorageType } from "nats";
 
 const args = process.argv.slice(2);
@@ -57,6 +59,10 @@ if (command === "add") {
   };
 } else if (command === "delete") {
   result = { deleted: await jsm.streams.delete(rest[0]) };
+} else if (command === "publish") {
+  const [subject, data, msgID] = rest;
+  const ack = await nc.jetstream().publish(subject, new TextEncoder().encode(data), { msgID });
+  result = { stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate };
 } else {
   throw new Error(`unknown command ${command}`);
 }
