@@ -234,22 +234,67 @@ monotonic_ms(void)
  */
 
 /*
+ * v in upper-case hexadecimal without leading zeros, as "%X" prints it,
+ * NUL-terminated; returns the length.  The formatting below runs several
+ * times per message, where snprintf's parsing of its format cost more
+ * than the rest of the message's headers.
+ */
+static int
+format_hex(char *buf, uint64 v)
+{
+	static const char digits[] = "0123456789ABCDEF";
+	char		reversed[16];
+	int			n = 0;
+	int			len = 0;
+
+	do
+	{
+		reversed[n++] = digits[v & 0xF];
+		v >>= 4;
+	} while (v != 0);
+	while (n > 0)
+		buf[len++] = reversed[--n];
+	buf[len] = '\0';
+	return len;
+}
+
+/* An LSN as "%X/%X" prints it; returns the length */
+static int
+format_lsn(char *buf, XLogRecPtr lsn)
+{
+	int			n = format_hex(buf, (uint32) (lsn >> 32));
+
+	buf[n++] = '/';
+	return n + format_hex(buf + n, (uint32) lsn);
+}
+
+/*
  * Format a message id: "<slot>:<hi>/<lo>:<seq>[:r<relid>]" for an event,
- * "<slot>:<hi>/<lo>:hb<time>" for a heartbeat.  Plain snprintf, so that
- * the acknowledgement thread can use it too.
+ * "<slot>:<hi>/<lo>:hb<time>" for a heartbeat.  No PostgreSQL memory or
+ * error calls, so that the acknowledgement thread can use it too.
  */
 static void
 format_msg_id(char *buf, const char *slot, const NatsPending *p)
 {
+	/* a slot name is shorter than NAMEDATALEN; the rest takes < 64 bytes */
+	int			n = (int) strlcpy(buf, slot, NAMEDATALEN);
+
+	buf[n++] = ':';
+	n += format_lsn(buf + n, p->lsn);
+	buf[n++] = ':';
 	if (p->heartbeat)
-		snprintf(buf, PGS_NATS_ID_LEN, "%s:%X/%X:hb" INT64_FORMAT, slot,
-				 LSN_FORMAT_ARGS(p->lsn), p->seq);
-	else if (OidIsValid(p->relid))
-		snprintf(buf, PGS_NATS_ID_LEN, "%s:%X/%X:" INT64_FORMAT ":r%u", slot,
-				 LSN_FORMAT_ARGS(p->lsn), p->seq, p->relid);
-	else
-		snprintf(buf, PGS_NATS_ID_LEN, "%s:%X/%X:" INT64_FORMAT, slot,
-				 LSN_FORMAT_ARGS(p->lsn), p->seq);
+	{
+		buf[n++] = 'h';
+		buf[n++] = 'b';
+	}
+	n += pg_lltoa(p->seq, buf + n);
+	if (!p->heartbeat && OidIsValid(p->relid))
+	{
+		buf[n++] = ':';
+		buf[n++] = 'r';
+		n += pg_ultoa_n(p->relid, buf + n);
+		buf[n] = '\0';
+	}
 }
 
 /*
@@ -1279,25 +1324,33 @@ wait_for_room(PgsNatsSink *sink)
 }
 
 /*
- * Append "key: value\r\n" to an encoded header block.  CR and LF in a
- * value become spaces, as cnats does (the values here never have them).
+ * Append "key: value\r\n" to an encoded header block, which has room for
+ * it.  CR and LF in a value become spaces, as cnats does (the values here
+ * never have them).
  */
 static void
-append_header(StringInfo buf, const char *key, const char *value)
+append_header(StringInfo buf, const char *key, int key_len,
+			  const char *value, int value_len)
 {
-	int			start;
-	int			i;
+	char	   *out = buf->data + buf->len;
 
-	appendStringInfoString(buf, key);
-	appendBinaryStringInfo(buf, ": ", 2);
-	start = buf->len;
-	appendStringInfoString(buf, value);
-	for (i = start; i < buf->len; i++)
+	memcpy(out, key, key_len);
+	out += key_len;
+	*out++ = ':';
+	*out++ = ' ';
+	memcpy(out, value, value_len);
+	if (strpbrk(value, "\r\n") != NULL)
 	{
-		if (buf->data[i] == '\r' || buf->data[i] == '\n')
-			buf->data[i] = ' ';
+		int			i;
+
+		for (i = 0; i < value_len; i++)
+			if (out[i] == '\r' || out[i] == '\n')
+				out[i] = ' ';
 	}
-	appendBinaryStringInfo(buf, "\r\n", 2);
+	out += value_len;
+	*out++ = '\r';
+	*out++ = '\n';
+	buf->len = out - buf->data;
 }
 
 /* A message with these headers and payload; raises an error on failure */
@@ -1313,8 +1366,12 @@ make_message(PgsNatsSink *sink, const char *subject, const char *reply,
 	if (sink->encode_headers)
 	{
 		StringInfo	buf = &sink->msgbuf;
+		int			key_len[PGS_NATS_MAX_HEADERS + 2];
+		int			value_len[PGS_NATS_MAX_HEADERS + 2];
+		int			size = 10 + 2 + payload_len;
 		int			header_len;
 
+		Assert(nheaders <= PGS_NATS_MAX_HEADERS + 2);
 		/* a huge event's buffer is not kept for the small ones after it */
 		if (buf->maxlen > 8 * 1024 * 1024)
 		{
@@ -1322,9 +1379,16 @@ make_message(PgsNatsSink *sink, const char *subject, const char *reply,
 			initStringInfo(buf);
 		}
 		resetStringInfo(buf);
+		for (i = 0; i < nheaders; i++)
+		{
+			key_len[i] = (int) strlen(headers[i].key);
+			value_len[i] = (int) strlen(headers[i].value);
+			size += key_len[i] + 2 + value_len[i] + 2;
+		}
+		enlargeStringInfo(buf, size);
 		appendBinaryStringInfo(buf, "NATS/1.0\r\n", 10);
 		for (i = 0; i < nheaders; i++)
-			append_header(buf, headers[i].key, headers[i].value);
+			append_header(buf, headers[i].key, key_len[i], headers[i].value, value_len[i]);
 		appendBinaryStringInfo(buf, "\r\n", 2);
 		header_len = buf->len;
 		appendBinaryStringInfo(buf, payload, payload_len);
@@ -1398,8 +1462,7 @@ publish_chained(PgsNatsSink *sink, const char *subject, const char *payload,
 	n += nheaders;
 
 	/* JetStream answers on the reply subject that names the ring entry */
-	snprintf(reply, sizeof(reply), "%s%llX", sink->reply_prefix,
-			 (unsigned long long) tail);
+	format_hex(reply + strlcpy(reply, sink->reply_prefix, sizeof(sink->reply_prefix)), tail);
 	msg = make_message(sink, subject, reply, payload, payload_len, all, n);
 
 	/*
@@ -1503,15 +1566,15 @@ nats_send(PgsSink *base, const PgsOutput *out)
 	what.seq = out->seq;
 	what.relid = ev->kind == PGS_EVENT_RELATION ? ev->rel->relid : InvalidOid;
 
-	snprintf(lsn, sizeof(lsn), "%X/%X", LSN_FORMAT_ARGS(ev->lsn));
+	format_lsn(lsn, ev->lsn);
 	headers[n].key = "Pg-Lsn";
 	headers[n++].value = lsn;
-	snprintf(commit_lsn, sizeof(commit_lsn), "%X/%X", LSN_FORMAT_ARGS(txn_lsn));
+	format_lsn(commit_lsn, txn_lsn);
 	headers[n].key = "Pg-Commit-Lsn";
 	headers[n++].value = commit_lsn;
 	if (TransactionIdIsValid(ev->xid))
 	{
-		snprintf(xid, sizeof(xid), "%u", ev->xid);
+		xid[pg_ultoa_n(ev->xid, xid)] = '\0';
 		headers[n].key = "Pg-Xid";
 		headers[n++].value = xid;
 	}
