@@ -23,6 +23,7 @@
 
 int			pgs_max_streams = 16;
 int			pgs_wakeup_interval = 1000;
+int			pgs_batch_delay = 1;
 int			pgs_restart_delay = 5;
 int			pgs_slot_save_interval = 5000;
 int			pgs_retained_wal_warning = 1024;
@@ -80,6 +81,15 @@ pgs_guc_init(void)
 							gettext_noop("Commits wake the workers at once; this is the fallback, e.g. for asynchronous commits."),
 							&pgs_wakeup_interval,
 							1000, 1, 3600 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pgoutput_stream.batch_delay",
+							gettext_noop("Shortest time between two decoding passes of a stream worker while commits come faster than it wakes up."),
+							gettext_noop("Once a pass decoded three transactions or more, the next one waits until this long after it started, so that the worker decodes and publishes the commits of that time together. 0 decodes at every wake-up."),
+							&pgs_batch_delay,
+							1, 0, 100,
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);

@@ -15,6 +15,7 @@
 
 extern int	pgs_max_streams;
 extern int	pgs_wakeup_interval;
+extern int	pgs_batch_delay;
 extern int	pgs_restart_delay;
 extern int	pgs_slot_save_interval;
 extern int	pgs_retained_wal_warning;
