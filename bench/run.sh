@@ -327,6 +327,20 @@ figure small_tx_nats_server_cpu_us_per_tx "$(col 7)" us
 figure small_tx_one_msg_worker_cpu_us_per_tx "$(col 8)" us
 figure small_tx_one_msg_nats_server_cpu_us_per_tx "$(col 9)" us
 
+# What decoding itself costs per small transaction: the same 20,000
+# transactions through pgoutput alone, in one call (the floor under the
+# worker's CPU per transaction; not a rate the workload can reach, since it
+# decodes transactions as they commit, not all at once)
+sql "TRUNCATE small"
+sql "SELECT pg_create_logical_replication_slot('small_ceiling', 'pgoutput')" >/dev/null
+run_pgbench -c "$SMALL_CLIENTS" -j 2 -t "$SMALL_PER_CLIENT" -f "$work/small.sql" >/dev/null
+t0=$(now)
+n=$(sql "SELECT count(*) FROM pg_logical_slot_get_binary_changes('small_ceiling', NULL, NULL, 'proto_version', '1', 'publication_names', 'small_pub')")
+t1=$(now)
+sql "SELECT pg_drop_replication_slot('small_ceiling')" >/dev/null
+pgs_log "decoded $n pgoutput messages ($small_total transactions) in $(elapsed "$t0" "$t1") s"
+figure small_tx_decode_ceiling_us_per_tx "$(awk -v t="$(elapsed "$t0" "$t1")" -v n="$small_total" 'BEGIN { printf "%.1f", t * 1e6 / n }')" us
+
 # ==================================================================== latency
 pgs_banner "latency: $LAT_TX single-row commits at ~$LAT_RATE/s"
 sql "CREATE TABLE lat (id bigserial PRIMARY KEY, us bigint NOT NULL)"

@@ -1634,7 +1634,7 @@ nats_heartbeat(PgsSink *base, XLogRecPtr confirmed)
 	what.heartbeat = true;
 	what.lsn = confirmed;
 	what.seq = (int64) now;
-	snprintf(lsn, sizeof(lsn), "%X/%X", LSN_FORMAT_ARGS(confirmed));
+	format_lsn(lsn, confirmed);
 	initStringInfo(&subject);
 	appendStringInfo(&subject, "%s.heartbeat", base->config->fmt.subject_prefix);
 	initStringInfo(&payload);

@@ -1202,6 +1202,12 @@ start_writer();
 ok(writer_wait_batches(3), 'the writer is running again');
 my $offset_crash = pgs_log_offset($node);
 
+# One message in flight at a time, while the worker is to be frozen in the
+# middle of shop.events: at full speed it sends the table's 27,000 rows in
+# less time than a poll of its progress takes.
+$node->safe_psql('postgres', "ALTER SYSTEM SET pgoutput_stream.nats_max_pending = 1");
+$node->reload;
+
 # --- attempt 1: stop_stream() in the middle of the snapshot ---
 $node->safe_psql(
 	'postgres', q{
@@ -1268,6 +1274,9 @@ ok( $slot2
 my @deleted2 = delete_pages(2, 4);
 ok(@deleted2 > 50, scalar(@deleted2) . ' more rows of shop.events deleted before the kill');
 
+# attempt 3 at full speed
+$node->safe_psql('postgres', "ALTER SYSTEM RESET pgoutput_stream.nats_max_pending");
+$node->reload;
 kill('KILL', $g2->{pid});
 my $t_kill = time();
 ok(pgs_wait_for_log($node, $offset_crash, qr/\(PID $g2->{pid}\) was terminated by signal 9/),
