@@ -1706,15 +1706,13 @@ nats_poll(PgsSink *base)
 	 * at most one per millisecond: cnats' flusher writes the rest within
 	 * that millisecond, in batches.
 	 */
-	if (sink->unflushed && sink->conn)
+	if (sink->unflushed && sink->conn &&
+		(sink->published_from_idle ||
+		 monotonic_us() - sink->flushed_at_us >= 1000))
 	{
-		if (sink->published_from_idle &&
-			monotonic_us() - sink->flushed_at_us >= 1000)
-		{
-			(void) natsConnection_FlushTimeout(sink->conn, 1000);
-			sink->flushed_at_us = monotonic_us();
-		}
+		(void) natsConnection_FlushTimeout(sink->conn, 1000);
 		sink->unflushed = false;
+		sink->flushed_at_us = monotonic_us();
 		sink->published_from_idle = false;
 	}
 	check_failed(sink);
