@@ -110,6 +110,7 @@ synchronous_commit = on
 max_wal_size = '4GB'
 log_min_messages = info
 pgoutput_stream.nats_url = '$nats_url'
+${BENCH_PG_CONF:-}
 CONF
 pgs_as_postgres pg_ctl -D "$work/data" -l "$work/postgres.log" -w -t 60 start >/dev/null
 pgs_log "PostgreSQL 15 on 127.0.0.1:$pg_port, log $work/postgres.log"
