@@ -441,8 +441,16 @@ settle_message(PgsNatsSink *sink, natsMsg *reply)
 		SetLatch(MyLatch);
 		return;
 	}
-	if (json != NULL && strstr(json, "\"error\"") == NULL &&
-		strstr(json, "\"seq\"") != NULL)
+	/*
+	 * nats-server writes the error member first ({"error":{...}}) and the
+	 * stream's name before the sequence ({"stream":"…","seq":…}); a quote
+	 * in a name comes escaped, so "seq": cannot come from the name, while
+	 * "error" can (a JetStream stream may be called that).
+	 */
+	while (json != NULL && *json == ' ')
+		json++;
+	if (json != NULL && strncmp(json, "{\"error\":", 9) != 0 &&
+		strstr(json, "\"seq\":") != NULL)
 		pg_atomic_write_u32(&p->state, NATS_PENDING_STORED);
 	else
 	{

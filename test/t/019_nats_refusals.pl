@@ -2,8 +2,10 @@
 # Copyright (c) 2026, pgoutput_stream developers
 
 # JetStream refuses a message, and says why in its acknowledgement; the
-# worker must not take a refusal for a success, must name the message and
-# JetStream's reason, restart, and then store everything once:
+# worker must not take a refusal for a success, nor a success for a refusal
+# (the JetStream stream is called "error", a word the acknowledgements of
+# refusals start with), must name the message and JetStream's reason,
+# restart, and then store everything once:
 #  (a) another client wrote to the JetStream stream between two of the
 #      worker's messages: the next one, chained to the worker's last
 #      message id, is refused ("wrong last msg ID", JetStream error code
@@ -39,14 +41,14 @@ CREATE EXTENSION pgoutput_stream;
 CREATE TABLE t (id int PRIMARY KEY, v text);
 CREATE PUBLICATION p FOR TABLE t;
 SELECT pgoutput_stream.create_stream('s', 'p', targets => '{nats}',
-	options => '{"subject_prefix": "ref", "nats_stream": "ref_js"}');
+	options => '{"subject_prefix": "ref", "nats_stream": "error"}');
 });
 ok(pgs_wait_for_status($node, 'postgres', 's', "state = 'streaming'"), 'the stream streams');
 
-# The insert events of table t in JetStream stream ref_js, in stream order
+# The insert events of table t in JetStream stream "error", in stream order
 sub stored_ids
 {
-	my $dump = pgs_js_dump($nats->url, 'ref_js');
+	my $dump = pgs_js_dump($nats->url, 'error');
 	return [ map { (pgs_msg_payload($_))[1]->{Insert}{new_tuple}{id} }
 		  grep { $_->{subject} =~ /\.insert$/ } @{ $dump->{msgs} } ];
 }
@@ -59,7 +61,7 @@ ok(pgs_wait_delivered($node, 'postgres', 's'), 'the first row is delivered');
 
 my ($ack, $err) = pgs_js_admin($nats->url, undef, 'publish', 'ref.other.writer', '{"foreign":true}',
 	'someone-else-1');
-is($ack && $ack->{stream}, 'ref_js', 'another client stored a message in the JetStream stream')
+is($ack && $ack->{stream}, 'error', 'another client stored a message in the JetStream stream')
   or diag($err);
 
 my $offset = pgs_log_offset($node);
@@ -69,7 +71,7 @@ ok( pgs_wait_for_log(
 		qr/DETAIL:  message pgs_s:[0-9A-F]+\/[0-9A-F]+:\d+ was not stored: wrong last msg ID: someone-else-1 \(JetStream error code 10070\)/
 	),
 	'the refusal names the message, JetStream\'s reason and its error code');
-ok(pgs_wait_for_log($node, $offset, qr/stream "s" is not the only writer of JetStream stream "ref_js"; messages are not chained/),
+ok(pgs_wait_for_log($node, $offset, qr/stream "s" is not the only writer of JetStream stream "error"; messages are not chained/),
 	'the restarted worker found the foreign message and goes on unchained');
 ok(pgs_wait_delivered($node, 'postgres', 's'), 'the refused row is delivered after the restart');
 is_deeply(stored_ids(), [ 1, 2 ], 'JetStream holds each row once, in commit order');
@@ -77,7 +79,7 @@ is_deeply(stored_ids(), [ 1, 2 ], 'JetStream holds each row once, in commit orde
 # ---------------------------------------------------------------------
 # (b) the JetStream stream deleted
 # ---------------------------------------------------------------------
-($ack, $err) = pgs_js_admin($nats->url, undef, 'delete', 'ref_js');
+($ack, $err) = pgs_js_admin($nats->url, undef, 'delete', 'error');
 ok($ack && $ack->{deleted}, 'the JetStream stream is deleted') or diag($err);
 
 $offset = pgs_log_offset($node);
@@ -87,7 +89,7 @@ ok( pgs_wait_for_log(
 		qr/DETAIL:  message pgs_s:[0-9A-F]+\/[0-9A-F]+:\d+ was not stored: no JetStream stream captures its subject \(no responders\)/
 	),
 	'the refusal says that no JetStream stream captures the subject');
-ok(pgs_wait_for_log($node, $offset, qr/stream "s" created JetStream stream "ref_js" for subjects "ref\.>"/),
+ok(pgs_wait_for_log($node, $offset, qr/stream "s" created JetStream stream "error" for subjects "ref\.>"/),
 	'the restarted worker created the JetStream stream again');
 ok(pgs_wait_delivered($node, 'postgres', 's'), 'the row is delivered into the new JetStream stream');
 is_deeply(stored_ids(), [3], 'the new JetStream stream holds that row once');
@@ -105,7 +107,7 @@ ok(@timeouts, 'no acknowledgement within nats_ack_timeout ends the worker with t
 $node->safe_psql('postgres', "INSERT INTO t VALUES (104, 'after the thaw')");
 ok(pgs_wait_delivered($node, 'postgres', 's', 60), 'every row is delivered once nats-server runs again');
 is_deeply(stored_ids(), [ 3 .. 104 ], 'JetStream holds every row once, in commit order');
-my $dump = pgs_js_dump($nats->url, 'ref_js');
+my $dump = pgs_js_dump($nats->url, 'error');
 is_deeply([ pgs_js_problems($dump->{msgs}, 'pgs_s') ], [],
 	'message ids unique, chained, whole transactions');
 is($node->safe_psql('postgres', "SELECT state FROM pgoutput_stream.stream_status WHERE name = 's'"),
