@@ -581,9 +581,6 @@ pgs_worker_stop_requested(void)
 }
 
 /*
- * Decode and deliver until asked to stop.
- */
-/*
  * Under a stream of small transactions, a pass per commit costs more in
  * wake-ups of this process, of the targets' threads and of the receiving
  * server than in decoding: the worker woke three times per transaction
@@ -611,6 +608,9 @@ pace_passes(const instr_time *pass_start, uint64 pass_transactions)
 		pg_usleep((long) remaining_us);
 }
 
+/*
+ * Decode and deliver until asked to stop.
+ */
 static void
 run_stream(void)
 {
