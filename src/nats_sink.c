@@ -156,6 +156,7 @@ typedef struct PgsNatsSink
 	/* acknowledgements: replies to <reply_prefix><ring position in hex> */
 	natsSubscription *ack_sub;
 	char		reply_prefix[64];
+	int			reply_prefix_len;
 	pthread_t	ack_thread;
 	bool		ack_thread_running;
 	pg_atomic_uint32 ack_stop;	/* the acknowledgement thread is to end */
@@ -201,8 +202,7 @@ typedef struct PgsNatsSink
 
 static bool nats_opened = false;
 
-/* found once per process by find_encoded_msg_constructor() */
-static bool encoded_msg_looked_up = false;
+/* found once per process by find_message_functions(), when cnats is opened */
 static CreateEncodedMsgFn create_encoded_msg = NULL;
 static FreeMsgFn free_msg_now = NULL;
 
@@ -401,7 +401,7 @@ reply_field(const char *json, const char *key, char *value, size_t value_size)
 static NatsPending *
 entry_for_reply(PgsNatsSink *sink, const char *subject)
 {
-	size_t		prefix_len = strlen(sink->reply_prefix);
+	int			prefix_len = sink->reply_prefix_len;
 	uint64		tail = pg_atomic_read_u64(&sink->pending_tail);
 	uint64		position;
 	char	   *end;
@@ -459,10 +459,7 @@ settle_message(PgsNatsSink *sink, natsMsg *reply)
 		char		err_code[16];
 
 		format_msg_id(id, sink->slot_name, p);
-		if (natsMsg_IsNoResponders(reply))
-			set_failed(sink, "message %s was not stored: no JetStream stream captures its subject (no responders)",
-					   id);
-		else if (json != NULL &&
+		if (json != NULL &&
 				 reply_field(json, "description", description, sizeof(description)))
 			set_failed(sink, "message %s was not stored: %s (JetStream error code %s)", id,
 					   description,
@@ -639,11 +636,6 @@ release_msg(natsMsg *msg)
 static bool
 use_encoded_headers(const char *stream_name)
 {
-	if (!encoded_msg_looked_up)
-	{
-		find_message_functions();
-		encoded_msg_looked_up = true;
-	}
 	if (pgs_nats_encode_headers && create_encoded_msg != NULL)
 		return true;
 	ereport(LOG,
@@ -763,7 +755,8 @@ start_ack_thread(PgsNatsSink *sink)
 	s = natsInbox_Create(&inbox);
 	if (s != NATS_OK)
 		return s;
-	snprintf(sink->reply_prefix, sizeof(sink->reply_prefix), "%s.", (const char *) inbox);
+	sink->reply_prefix_len = snprintf(sink->reply_prefix, sizeof(sink->reply_prefix),
+									  "%s.", (const char *) inbox);
 	natsInbox_Destroy(inbox);
 	snprintf(subject, sizeof(subject), "%s*", sink->reply_prefix);
 	s = natsConnection_SubscribeSync(&sink->ack_sub, sink->conn, subject);
@@ -1125,6 +1118,7 @@ try_connect(PgsNatsSink *sink, const PgsStreamConfig *config, char **reason)
 			s = nats_Open(-1);
 			if (s != NATS_OK)
 				report_nats_error("could not initialise the NATS client library", s);
+			find_message_functions();
 			nats_opened = true;
 			pgs_worker_skip_exit_handlers();
 		}
@@ -1305,10 +1299,6 @@ wait_for_room(PgsNatsSink *sink)
 	{
 		check_failed(sink);
 
-		/*
-		 * Destroy acknowledged messages as they come, not once the ring is
-		 * full: with large events the ring would hold a window's worth.
-		 */
 		retire_messages(sink);
 		if (have_room(sink))
 			return;
@@ -1364,7 +1354,7 @@ append_header(StringInfo buf, const char *key, int key_len,
 /* A message with these headers and payload; raises an error on failure */
 static natsMsg *
 make_message(PgsNatsSink *sink, const char *subject, const char *reply,
-			 const char *payload, int payload_len,
+			 int reply_len, const char *payload, int payload_len,
 			 const NatsHeader *headers, int nheaders)
 {
 	natsMsg    *msg = NULL;
@@ -1401,7 +1391,7 @@ make_message(PgsNatsSink *sink, const char *subject, const char *reply,
 		header_len = buf->len;
 		appendBinaryStringInfo(buf, payload, payload_len);
 		s = create_encoded_msg(&msg, subject, (int) strlen(subject),
-							   reply, (int) strlen(reply),
+							   reply, reply_len,
 							   buf->data, buf->len, header_len);
 		if (s != NATS_OK)
 			report_nats_error("could not create NATS message", s);
@@ -1439,6 +1429,7 @@ publish_chained(PgsNatsSink *sink, const char *subject, const char *payload,
 	char		id[PGS_NATS_ID_LEN];
 	char		seqbuf[32];
 	char		reply[sizeof(sink->reply_prefix) + 17];
+	int			reply_len;
 	uint64		tail = pg_atomic_read_u64(&sink->pending_tail);
 	NatsPending *p = &sink->pending[tail % sink->pending_cap];
 	natsMsg    *msg;
@@ -1470,8 +1461,9 @@ publish_chained(PgsNatsSink *sink, const char *subject, const char *payload,
 	n += nheaders;
 
 	/* JetStream answers on the reply subject that names the ring entry */
-	format_hex(reply + strlcpy(reply, sink->reply_prefix, sizeof(sink->reply_prefix)), tail);
-	msg = make_message(sink, subject, reply, payload, payload_len, all, n);
+	memcpy(reply, sink->reply_prefix, sink->reply_prefix_len);
+	reply_len = sink->reply_prefix_len + format_hex(reply + sink->reply_prefix_len, tail);
+	msg = make_message(sink, subject, reply, reply_len, payload, payload_len, all, n);
 
 	/*
 	 * The entry is in flight before the message is, because its
@@ -1743,24 +1735,18 @@ nats_idle(PgsSink *base)
 }
 
 /*
- * Called from the worker's exit callback: give pending acknowledgements a
- * moment, then close the connection.  Nothing here may raise an error.
+ * Called from the worker's exit callback, after the slot's last
+ * confirmation: acknowledgements that come now would confirm nothing, so
+ * only what is buffered is sent (sparing a restart sending it again), then
+ * the connection closes.  Nothing here may raise an error.
  */
 static void
 nats_shutdown(PgsSink *base)
 {
 	PgsNatsSink *sink = (PgsNatsSink *) base;
 
-	if (sink->conn != NULL && sink->ack_thread_running)
-	{
-		int64		deadline = monotonic_ms() + 1000;
-
+	if (sink->conn != NULL)
 		(void) natsConnection_FlushTimeout(sink->conn, 1000);
-		while (pg_atomic_read_u32(&sink->inflight) > 0 &&
-			   pg_atomic_read_u32(&sink->failed) == 0 &&
-			   monotonic_ms() < deadline)
-			pg_usleep(1000L);
-	}
 	destroy_connection(sink);
 	if (nats_opened)
 		(void) nats_CloseAndWait(2000);
