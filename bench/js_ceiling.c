@@ -4,7 +4,7 @@
  *		second cnats can publish asynchronously with message ids (and wait
  *		for every acknowledgement) on this machine, with nothing else to do.
  *
- *	usage: js_ceiling URL STREAM SUBJECT_PREFIX COUNT PAYLOAD_BYTES HEADERS
+ *	usage: js_ceiling URL STREAM SUBJECT_PREFIX COUNT PAYLOAD_BYTES HEADERS [RATE]
  *
  *	The JetStream stream must exist and capture SUBJECT_PREFIX.>.  HEADERS
  *	is 0 for the message id alone; 1 to also set the eight Pg-* headers
@@ -13,13 +13,20 @@
  *	table costs; 2 for the messages pgoutput_stream publishes: those eight
  *	headers, the id and the chain header (Nats-Expected-Last-Msg-Id),
  *	encoded as one block the way the extension does it (cnats'
- *	natsMsg_create, see src/nats_sink.c).  Prints "<messages per second>"
- *	on stdout.
+ *	natsMsg_create, see src/nats_sink.c).  With RATE (messages per
+ *	second), publishing is paced: by any moment, RATE times the seconds
+ *	since the start have been published, in the small bursts a stream of
+ *	commits brings (the bench's JetStream-alone load beside the small
+ *	transactions).  Prints "<messages per second>
+ *	<CPU microseconds of this program per message>" on stdout; the CPU
+ *	time covers every thread of the program (cnats' included) from the
+ *	connection to the last acknowledgement.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
 
 #include <dlfcn.h>
 
@@ -47,6 +54,31 @@ now_seconds(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/*
+ * A message JetStream did not store (cnats calls this from its own thread):
+ * a ceiling that counted it would be no ceiling.
+ */
+static void
+refused(jsCtx *js, jsPubAckErr *pae, void *closure)
+{
+	(void) js;
+	(void) closure;
+	fprintf(stderr, "js_ceiling: a message was not stored: %s\n",
+			pae->ErrText != NULL ? pae->ErrText : natsStatus_GetText(pae->Err));
+	exit(1);
+}
+
+/* CPU time (user and system) of every thread of this process, in seconds */
+static double
+cpu_seconds(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+		ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -64,14 +96,18 @@ main(int argc, char **argv)
 	long		size;
 	int			headers;
 	long		i;
+	double		rate = 0;
 	double		t0;
 	double		t1;
+	double		cpu0;
 
-	if (argc != 7)
+	if (argc != 7 && argc != 8)
 	{
-		fprintf(stderr, "usage: js_ceiling URL STREAM SUBJECT_PREFIX COUNT PAYLOAD_BYTES HEADERS\n");
+		fprintf(stderr, "usage: js_ceiling URL STREAM SUBJECT_PREFIX COUNT PAYLOAD_BYTES HEADERS [RATE]\n");
 		return 2;
 	}
+	if (argc == 8)
+		rate = atof(argv[7]);
 	count = atol(argv[4]);
 	size = atol(argv[5]);
 	headers = atoi(argv[6]);
@@ -94,15 +130,24 @@ main(int argc, char **argv)
 	jsOptions_Init(&jo);
 	/* the same window of unacknowledged messages the extension uses */
 	jo.PublishAsync.MaxPending = 4096;
+	jo.PublishAsync.ErrHandler = refused;
 	if ((s = natsConnection_JetStream(&js, conn, &jo)) != NATS_OK)
 		die("JetStream context", s);
 
+	cpu0 = cpu_seconds();
 	t0 = now_seconds();
 	for (i = 0; i < count; i++)
 	{
 		natsMsg    *msg = NULL;
 		jsPubOptions po;
 
+		/* paced: wait until this message is due, in steps of 1 ms */
+		while (rate > 0 && i >= rate * (now_seconds() - t0))
+		{
+			struct timespec step = {0, 1000000};
+
+			nanosleep(&step, NULL);
+		}
 		/* ids differ between runs: a repeated id would be a cheap duplicate */
 		snprintf(id, sizeof(id), "pgs_bench%d:0/%lX:%ld", headers, 0x1000000L, i);
 		if (headers == 2)
@@ -156,7 +201,7 @@ main(int argc, char **argv)
 			die("waiting for acknowledgements", s);
 	}
 	t1 = now_seconds();
-	printf("%.0f\n", count / (t1 - t0));
+	printf("%.0f %.2f\n", count / (t1 - t0), (cpu_seconds() - cpu0) * 1e6 / count);
 
 	jsCtx_Destroy(js);
 	natsConnection_Destroy(conn);

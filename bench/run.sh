@@ -177,51 +177,96 @@ wait_js_count()
 }
 
 # ======================================================================= bulk
-pgs_banner "bulk: one transaction of $BULK_ROWS rows"
+# Three rounds, each a bulk transaction followed by the id-only JetStream
+# ceiling: the machine's speed drifts by ±10-15 % within minutes, so the
+# target's ratio is taken per pair (bulk, ceiling measured right after it)
+# and the median pair is reported, with the lowest and highest.
+pgs_banner "bulk: one transaction of $BULK_ROWS rows, three rounds"
 sql "CREATE TABLE bench (id bigint PRIMARY KEY, t text, n numeric, ts timestamptz, j jsonb)"
 sql "CREATE PUBLICATION p FOR TABLE bench"
 make_stream bulk p bulk BULK
-sql "SELECT pg_create_logical_replication_slot('ceiling', 'pgoutput')" >/dev/null
-base=$(js_count BULK)
-t0=$(now)
-sql "INSERT INTO bench SELECT g, 'row ' || g, g * 1.25, now(), jsonb_build_object('g', g, 'k', 'v')
-     FROM generate_series(1, $BULK_ROWS) g"
-t1=$(now)
-pgs_log "insert + commit took $(elapsed "$t0" "$t1") s"
-events=$((BULK_ROWS + 2))	# Begin, the inserts, Commit (a Relation event comes on top)
-dt=$(sql "SELECT bench_delivery_seconds('bulk', 240)") || pgs_die "the bulk stream did not catch up"
-# every event is in JetStream (not timed)
-wait_js_count BULK $((base + events)) 240 || pgs_die "JetStream did not receive the bulk transaction"
-pgs_log "delivered $events events in $dt s after the commit"
-bulk_rate=$(awk -v n="$events" -v t="$dt" 'BEGIN { printf "%.0f", n / t }')
-figure bulk_events_per_s "$bulk_rate" events/s
 
-t0=$(now)
-n=$(sql "SELECT count(*) FROM pg_logical_slot_get_binary_changes('ceiling', NULL, NULL, 'proto_version', '1', 'publication_names', 'p')")
-t1=$(now)
-sql "SELECT pg_drop_replication_slot('ceiling')" >/dev/null
-dt=$(elapsed "$t0" "$t1")
-pgs_log "decoded $n pgoutput messages ($BULK_ROWS rows) in $dt s"
-figure decode_ceiling_rows_per_s "$(awk -v n="$BULK_ROWS" -v t="$dt" 'BEGIN { printf "%.0f", n / t }')" rows/s
+# One transaction of $BULK_ROWS rows from id $1 + 1; sets round_bulk_rate:
+# events per second from its commit to the last acknowledgement
+bulk_round()
+{
+	local first=$1 base t0 t1 dt events
+	base=$(js_count BULK)
+	t0=$(now)
+	sql "INSERT INTO bench SELECT g, 'row ' || g, g * 1.25, now(), jsonb_build_object('g', g, 'k', 'v')
+	     FROM generate_series($first + 1, $first + $BULK_ROWS) g"
+	t1=$(now)
+	pgs_log "insert + commit took $(elapsed "$t0" "$t1") s"
+	events=$((BULK_ROWS + 2))	# Begin, the inserts, Commit (a Relation event comes on top)
+	dt=$(sql "SELECT bench_delivery_seconds('bulk', 240)") || pgs_die "the bulk stream did not catch up"
+	# every event is in JetStream (not timed)
+	wait_js_count BULK $((base + events)) 240 || pgs_die "JetStream did not receive the bulk transaction"
+	round_bulk_rate=$(awk -v n="$events" -v t="$dt" 'BEGIN { printf "%.0f", n / t }')
+	pgs_log "delivered $events events in $dt s after the commit: $round_bulk_rate events/s"
+}
 
 # The same number of 250-byte messages, published asynchronously with
-# message ids by cnats alone, each run into its own JetStream stream: with
-# the id only (the ceiling the target is set against); with pgoutput_stream's
-# eight Pg-* headers set through cnats' header functions (what those cost);
-# with the ten headers of a pgoutput_stream message encoded as one block,
-# as the extension sends them (what JetStream costs for messages like ours).
+# message ids by cnats alone, each run into its own new JetStream stream
+# ($2, with its own ids: a repeated id would be a cheap duplicate).  $1 is
+# js_ceiling's HEADERS: 0 for the id only (the ceiling the target is set
+# against); 1 with pgoutput_stream's eight Pg-* headers set through cnats'
+# header functions (what those cost); 2 with the ten headers of a
+# pgoutput_stream message encoded as one block, as the extension sends them
+# (what JetStream costs for messages like ours).  Sets round_ceiling (msgs/s)
+# and round_ceiling_cpu: CPU microseconds per message of the publishing
+# program and nats-server together.
 ceiling_run()
 {
-	js_add "CEIL$1" "ceil$1"
-	"$work/js_ceiling" "$nats_url" "CEIL$1" "ceil$1" "$BULK_ROWS" 250 "$1"
+	local out n0 n1
+	js_add "$2" "${2,,}"
+	n0=$(cpu_ticks "$nats_pid")
+	out=$("$work/js_ceiling" "$nats_url" "$2" "${2,,}" "$BULK_ROWS" 250 "$1")
+	n1=$(cpu_ticks "$nats_pid")
+	round_ceiling=${out% *}
+	round_ceiling_cpu=$(awk -v c="${out#* }" -v t=$((n1 - n0)) -v hz="$(getconf CLK_TCK)" -v n="$BULK_ROWS" \
+		'BEGIN { printf "%.2f", c + t / hz * 1e6 / n }')
+	pgs_log "js_ceiling $1 into $2: $round_ceiling msgs/s, $round_ceiling_cpu us of CPU per message (client and nats-server)"
 }
-ceiling=$(ceiling_run 0)
-figure jetstream_ceiling_msgs_per_s "$ceiling" msgs/s
-ceiling_hdr=$(ceiling_run 1)
+# CPU time (user + system) of process $1 and all its threads, in clock ticks
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+sql "SELECT pg_create_logical_replication_slot('ceiling', 'pgoutput')" >/dev/null
+: >"$work/bulk.rounds"
+for round in 1 2 3; do
+	bulk_round $(((round - 1) * BULK_ROWS))
+	if ((round == 1)); then
+		# pgoutput alone on the first round's transaction, after its
+		# delivery (so that the two do not compete for CPU)
+		t0=$(now)
+		n=$(sql "SELECT count(*) FROM pg_logical_slot_get_binary_changes('ceiling', NULL, NULL, 'proto_version', '1', 'publication_names', 'p')")
+		t1=$(now)
+		sql "SELECT pg_drop_replication_slot('ceiling')" >/dev/null
+		dt=$(elapsed "$t0" "$t1")
+		pgs_log "decoded $n pgoutput messages ($BULK_ROWS rows) in $dt s"
+		decode_rate=$(awk -v n="$BULK_ROWS" -v t="$dt" 'BEGIN { printf "%.0f", n / t }')
+	fi
+	ceiling_run 0 "CEIL0R$round"
+	ratio=$(awk -v a="$round_bulk_rate" -v c="$round_ceiling" 'BEGIN { printf "%.1f", a / c * 100 }')
+	pgs_log "round $round: bulk $round_bulk_rate events/s, ceiling $round_ceiling msgs/s: $ratio %"
+	echo "$round_bulk_rate $round_ceiling $ratio $round_ceiling_cpu" >>"$work/bulk.rounds"
+done
+ceiling_run 1 CEIL1
+ceiling_hdr=$round_ceiling
+ceiling_run 2 CEIL2
+ceiling_enc=$round_ceiling
+bulk_col() { awk -v c="$1" '{ print $c }' "$work/bulk.rounds" | median; }
+bulk_rate=$(bulk_col 1)
+jetstream_cpu_per_msg=$(bulk_col 4)
+figure bulk_events_per_s "$bulk_rate" events/s
+figure decode_ceiling_rows_per_s "$decode_rate" rows/s
+figure jetstream_ceiling_msgs_per_s "$(bulk_col 2)" msgs/s
 figure jetstream_ceiling_with_headers_msgs_per_s "$ceiling_hdr" msgs/s
-ceiling_enc=$(ceiling_run 2)
 figure jetstream_ceiling_with_encoded_headers_msgs_per_s "$ceiling_enc" msgs/s
-figure bulk_vs_jetstream_ceiling_pct "$(awk -v a="$bulk_rate" -v c="$ceiling" 'BEGIN { printf "%.1f", a / c * 100 }')" %
+figure jetstream_ceiling_cpu_us_per_msg "$jetstream_cpu_per_msg" us
+figure bulk_vs_jetstream_ceiling_pct "$(bulk_col 3)" %
+figure bulk_vs_jetstream_ceiling_min_pct "$(awk '{ print $3 }' "$work/bulk.rounds" | sort -n | head -n 1)" %
+figure bulk_vs_jetstream_ceiling_max_pct "$(awk '{ print $3 }' "$work/bulk.rounds" | sort -n | tail -n 1)" %
 figure bulk_vs_jetstream_ceiling_encoded_headers_pct "$(awk -v a="$bulk_rate" -v c="$ceiling_enc" 'BEGIN { printf "%.1f", a / c * 100 }')" %
 
 # ===================================================================== memory
@@ -231,7 +276,7 @@ pgs_log "worker pid $wpid, VmHWM before: $(awk '/VmHWM/ { print $2, $3 }' "/proc
 base=$(js_count BULK)
 t0=$(now)
 sql "INSERT INTO bench SELECT g, 'row ' || g, g * 1.25, now(), jsonb_build_object('g', g, 'k', 'v')
-     FROM generate_series($BULK_ROWS + 1, $BULK_ROWS + $MEM_ROWS) g"
+     FROM generate_series(3 * $BULK_ROWS + 1, 3 * $BULK_ROWS + $MEM_ROWS) g"
 t1=$(now)
 pgs_log "insert + commit took $(elapsed "$t0" "$t1") s"
 wait_js_count BULK $((base + MEM_ROWS + 2)) 240 || pgs_die "JetStream did not receive the 1M-row transaction"
@@ -261,23 +306,30 @@ run_pgbench()
 	pgs_as_postgres pgbench -n -h "$work" -p "$pg_port" "$@" bench 2>&1 |
 		tee "$work/pgbench.out" | awk '/^tps/ { sub(/^tps = /, ""); printf "%.1f\n", $1 }' | tail -n 1
 }
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-# CPU time (user + system) of process $1 and all its threads, in clock ticks
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 # microseconds per small transaction from a difference in clock ticks
 per_tx_us() { awk -v t="$1" -v hz="$(getconf CLK_TCK)" -v n="$small_total" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }'; }
+# Busy and total clock ticks of the whole machine, all CPUs ("busy total")
+machine_ticks() { awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t; exit }' /proc/stat; }
 # One pgbench run of the small transactions with a fresh stream $1 (none
 # if empty) whose options are $2; sets round_tps, round_lag (ms), and the
 # CPU time per transaction of the worker and of nats-server (round_worker_us,
-# round_nats_us) from the start of pgbench until the stream caught up
+# round_nats_us) from the start of pgbench until the stream caught up.
+# Without a stream, it sets how busy the CPUs were while pgbench ran
+# (round_busy_pct) and the whole machine's CPU time per transaction
+# (round_writer_us): what the writers cost.
 small_round()
 {
-	local name=$1 options=$2 tps base count lag wpid w0 n0
+	local name=$1 options=$2 tps base count lag wpid w0 n0 s0 s1
 	sql "TRUNCATE small"
 	sql "CHECKPOINT"
 	if [[ -z $name ]]; then
 		[[ $(sql "SELECT count(*) FROM pg_replication_slots") == 0 ]] || pgs_die "a slot is left over"
+		s0=$(machine_ticks)
 		round_tps=$(run_pgbench -c "$SMALL_CLIENTS" -j 2 -t "$SMALL_PER_CLIENT" -f "$work/small.sql")
+		s1=$(machine_ticks)
+		round_busy_pct=$(awk -v a="${s0% *}" -v b="${s1% *}" -v ta="${s0#* }" -v tb="${s1#* }" \
+			'BEGIN { printf "%.1f", (b - a) / (tb - ta) * 100 }')
+		round_writer_us=$(per_tx_us $((${s1% *} - ${s0% *})))
 		round_lag=-
 		return
 	fi
@@ -300,18 +352,45 @@ small_round()
 	pgs_log "$name: $tps tps, caught up $lag ms after the writers ended; CPU per transaction: worker $round_worker_us us, nats-server $round_nats_us us"
 	round_tps=$tps round_lag=$lag
 }
+# The writers beside JetStream's own work and none of the extension's:
+# bench/js_ceiling.c publishes $1 messages of 250 bytes per transaction at
+# the rate the stream round just before delivered ($2 tps: $1 times that
+# many messages per second, in 1 ms bursts, with ids, every one
+# acknowledged) into JetStream stream $3 while pgbench runs; stopped when
+# pgbench is done.  What cnats and nats-server alone cost the writers at
+# that message rate: a floor under small_tx_overhead_pct for any publisher
+# to JetStream on this machine.  Sets round_tps.
+js_alone_round()
+{
+	local per_tx=$1 tps=$2 stream=$3 jpid
+	sql "TRUNCATE small"
+	sql "CHECKPOINT"
+	js_add "$stream" "${stream,,}"
+	"$work/js_ceiling" "$nats_url" "$stream" "${stream,,}" $((2 * per_tx * small_total)) 250 0 \
+		"$(awk -v p="$per_tx" -v t="$tps" 'BEGIN { printf "%.0f", p * t }')" >/dev/null &
+	jpid=$!
+	round_tps=$(run_pgbench -c "$SMALL_CLIENTS" -j 2 -t "$SMALL_PER_CLIENT" -f "$work/small.sql")
+	kill -0 "$jpid" 2>/dev/null || pgs_die "js_ceiling stopped before the writers were done"
+	kill "$jpid"
+	wait "$jpid" 2>/dev/null || true
+	pgs_log "$stream: $round_tps tps beside JetStream alone at $per_tx messages per transaction of $tps tps"
+}
 js_add SMALL small
 js_add SMALL1 small1
 : >"$work/small.rounds"
 for round in 1 2 3; do
 	small_round "" ""
-	tps_without=$round_tps
+	tps_without=$round_tps busy_without=$round_busy_pct writer_us=$round_writer_us
 	small_round small '{"subject_prefix": "small", "nats_stream": "SMALL"}'
 	tps_with=$round_tps lag_with=$round_lag worker_with=$round_worker_us nats_with=$round_nats_us
 	small_round small1 '{"subject_prefix": "small1", "nats_stream": "SMALL1", "transaction_events": false}'
 	tps_one=$round_tps lag_one=$round_lag worker_one=$round_worker_us nats_one=$round_nats_us
+	js_alone_round 3 "$tps_with" "JSALONE3R$round"
+	tps_js3=$round_tps
+	js_alone_round 1 "$tps_one" "JSALONE1R$round"
+	tps_js1=$round_tps
 	pgs_log "round $round: without $tps_without tps, with $tps_with tps (lag $lag_with ms), one message per transaction $tps_one tps (lag $lag_one ms)"
-	echo "$tps_without $tps_with $lag_with $tps_one $lag_one $worker_with $nats_with $worker_one $nats_one" >>"$work/small.rounds"
+	echo "$tps_without $tps_with $lag_with $tps_one $lag_one $worker_with $nats_with $worker_one $nats_one $busy_without $writer_us $tps_js3 $tps_js1" >>"$work/small.rounds"
 done
 col() { awk -v c="$1" '{ print $c }' "$work/small.rounds" | median; }
 tps_without=$(col 1) tps_with=$(col 2) lag_with=$(col 3) tps_one=$(col 4) lag_one=$(col 5)
@@ -327,6 +406,12 @@ figure small_tx_worker_cpu_us_per_tx "$(col 6)" us
 figure small_tx_nats_server_cpu_us_per_tx "$(col 7)" us
 figure small_tx_one_msg_worker_cpu_us_per_tx "$(col 8)" us
 figure small_tx_one_msg_nats_server_cpu_us_per_tx "$(col 9)" us
+figure small_tx_cpu_busy_without_stream_pct "$(col 10)" %
+figure small_tx_writer_cpu_us_per_tx "$(col 11)" us
+figure small_tx_jetstream_alone_tps "$(col 12)" tps
+figure small_tx_jetstream_alone_overhead_pct "$(overhead "$(col 12)")" %
+figure small_tx_one_msg_jetstream_alone_tps "$(col 13)" tps
+figure small_tx_one_msg_jetstream_alone_overhead_pct "$(overhead "$(col 13)")" %
 
 # What decoding itself costs per small transaction: the same 20,000
 # transactions through pgoutput alone, in one call (the floor under the
@@ -341,6 +426,7 @@ t1=$(now)
 sql "SELECT pg_drop_replication_slot('small_ceiling')" >/dev/null
 pgs_log "decoded $n pgoutput messages ($small_total transactions) in $(elapsed "$t0" "$t1") s"
 figure small_tx_decode_ceiling_us_per_tx "$(awk -v t="$(elapsed "$t0" "$t1")" -v n="$small_total" 'BEGIN { printf "%.1f", t * 1e6 / n }')" us
+
 
 # ==================================================================== latency
 pgs_banner "latency: $LAT_TX single-row commits at ~$LAT_RATE/s"
