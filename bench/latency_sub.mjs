@@ -9,8 +9,10 @@
 // "ready" on stderr once the consumer is attached, and when <expected-inserts>
 // inserts have arrived prints one line on stdout:
 //   {"n":N,"p50_ms":..,"p99_ms":..,"max_ms":..}
-// With <receipts-file>, it also writes one "<id>\t<receive time in µs>" line
-// per insert there, so that other stamps can be joined in SQL.
+// With <receipts-file>, it also writes one "<id>\t<receive time in µs>\t
+// <time JetStream stored it in µs>" line per insert there (the second stamp
+// is the stream's own, from the message's metadata), so that other stamps
+// can be joined in SQL.
 import { createRequire } from "node:module";
 import { performance } from "node:perf_hooks";
 
@@ -37,7 +39,8 @@ for await (const m of messages) {
   const ev = JSON.parse(sc.decode(m.data));
   const us = Number(ev.Insert.new_tuple.us);
   lat.push((recv - us) / 1000);
-  receipts.push(`${ev.Insert.new_tuple.id}\t${Math.round(recv)}\n`);
+  const stored = Math.round(m.info.timestampNanos / 1000);
+  receipts.push(`${ev.Insert.new_tuple.id}\t${Math.round(recv)}\t${stored}\n`);
   if (lat.length >= expected) break;
 }
 if (receiptsFile) writeFileSync(receiptsFile, receipts.join(""));

@@ -434,7 +434,7 @@ sql "CREATE TABLE lat (id bigserial PRIMARY KEY, us bigint NOT NULL)"
 sql "CREATE PUBLICATION lat_pub FOR TABLE lat"
 # when each commit had returned to the writer (not published)
 sql "CREATE TABLE lat_done (id bigint PRIMARY KEY, us bigint NOT NULL)"
-sql "CREATE TABLE lat_recv (id bigint PRIMARY KEY, us bigint NOT NULL)"
+sql "CREATE TABLE lat_recv (id bigint PRIMARY KEY, us bigint NOT NULL, stored_us bigint NOT NULL)"
 make_stream lat lat_pub lat LAT
 cat >"$work/lat.sql" <<'SQL'
 INSERT INTO lat (us) VALUES ((extract(epoch FROM clock_timestamp()) * 1000000)::bigint);
@@ -469,6 +469,15 @@ read -r after_p50 after_p99 after_max < <(sql "SELECT round((percentile_cont(0.5
 figure latency_after_commit_p50_ms "$after_p50" ms
 figure latency_after_commit_p99_ms "$after_p99" ms
 figure latency_after_commit_max_ms "$after_max" ms
+# the part of it until JetStream had stored the message (the stream's own
+# stamp): the extension's share, without the consumer's delivery
+read -r stored_p50 stored_p99 stored_max < <(sql "SELECT round((percentile_cont(0.5) WITHIN GROUP (ORDER BY r.stored_us - d.us) / 1000)::numeric, 2),
+	round((percentile_cont(0.99) WITHIN GROUP (ORDER BY r.stored_us - d.us) / 1000)::numeric, 2),
+	round((max(r.stored_us - d.us) / 1000.0)::numeric, 2)
+	FROM lat_recv r JOIN lat_done d USING (id)" | tr '|' ' ')
+figure latency_after_commit_to_stored_p50_ms "$stored_p50" ms
+figure latency_after_commit_to_stored_p99_ms "$stored_p99" ms
+figure latency_after_commit_to_stored_max_ms "$stored_max" ms
 sql "SELECT pgoutput_stream.drop_stream('lat')" >/dev/null
 
 pgs_log "done"
