@@ -462,22 +462,23 @@ figure latency_max_ms "$(jq -r .max_ms "$work/lat.json")" ms
 # stamp); negative when the event arrived before the writer saw its commit
 chmod 644 "$work/lat.recv"
 psql_cmd -c "\\copy lat_recv FROM '$work/lat.recv'"
-read -r after_p50 after_p99 after_max < <(sql "SELECT round((percentile_cont(0.5) WITHIN GROUP (ORDER BY r.us - d.us) / 1000)::numeric, 2),
-	round((percentile_cont(0.99) WITHIN GROUP (ORDER BY r.us - d.us) / 1000)::numeric, 2),
-	round((max(r.us - d.us) / 1000.0)::numeric, 2)
-	FROM lat_recv r JOIN lat_done d USING (id)" | tr '|' ' ')
-figure latency_after_commit_p50_ms "$after_p50" ms
-figure latency_after_commit_p99_ms "$after_p99" ms
-figure latency_after_commit_max_ms "$after_max" ms
+# figures $1_p50_ms, $1_p99_ms and $1_max_ms of the difference between the
+# stamp column $2 of lat_recv and each commit's done stamp
+latency_figures()
+{
+	local p50 p99 max
+	read -r p50 p99 max < <(sql "SELECT round((percentile_cont(0.5) WITHIN GROUP (ORDER BY r.$2 - d.us) / 1000)::numeric, 2),
+		round((percentile_cont(0.99) WITHIN GROUP (ORDER BY r.$2 - d.us) / 1000)::numeric, 2),
+		round((max(r.$2 - d.us) / 1000.0)::numeric, 2)
+		FROM lat_recv r JOIN lat_done d USING (id)" | tr '|' ' ')
+	figure "$1_p50_ms" "$p50" ms
+	figure "$1_p99_ms" "$p99" ms
+	figure "$1_max_ms" "$max" ms
+}
+latency_figures latency_after_commit us
 # the part of it until JetStream had stored the message (the stream's own
 # stamp): the extension's share, without the consumer's delivery
-read -r stored_p50 stored_p99 stored_max < <(sql "SELECT round((percentile_cont(0.5) WITHIN GROUP (ORDER BY r.stored_us - d.us) / 1000)::numeric, 2),
-	round((percentile_cont(0.99) WITHIN GROUP (ORDER BY r.stored_us - d.us) / 1000)::numeric, 2),
-	round((max(r.stored_us - d.us) / 1000.0)::numeric, 2)
-	FROM lat_recv r JOIN lat_done d USING (id)" | tr '|' ' ')
-figure latency_after_commit_to_stored_p50_ms "$stored_p50" ms
-figure latency_after_commit_to_stored_p99_ms "$stored_p99" ms
-figure latency_after_commit_to_stored_max_ms "$stored_max" ms
+latency_figures latency_after_commit_to_stored stored_us
 sql "SELECT pgoutput_stream.drop_stream('lat')" >/dev/null
 
 pgs_log "done"
