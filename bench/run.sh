@@ -183,8 +183,9 @@ wait_js_count()
 # target's ratio is taken per pair (bulk, ceiling measured right after it)
 # and the median pair is reported, with the lowest and highest.  Each round
 # has a stream of its own into a new JetStream stream, as each ceiling run
-# has: JetStream slowed down as one stream filled up (its duplicate window
-# held every message id of the earlier rounds).
+# has: with one stream for all rounds, the last round was 20-30 % slower
+# than the others (likely JetStream's duplicate window, which then held
+# every message id of the earlier rounds).
 pgs_banner "bulk: one transaction of $BULK_ROWS rows, $BULK_ROUNDS rounds"
 # without autovacuum: a vacuum of the previous round's rows, started by
 # the next insert, took CPU from the delivery it was timed against
