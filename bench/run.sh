@@ -183,7 +183,7 @@ wait_js_count()
 # target's ratio is taken per pair (bulk, ceiling measured right after it)
 # and the median pair is reported, with the lowest and highest.  Each round
 # has a stream of its own into a new JetStream stream, as each ceiling run
-# has: with one stream for all rounds, the last round was 20-30 % slower
+# has: with one stream for all rounds, the last round was 10-40 % slower
 # than the others (likely JetStream's duplicate window, which then held
 # every message id of the earlier rounds).
 pgs_banner "bulk: one transaction of $BULK_ROWS rows, $BULK_ROUNDS rounds"
