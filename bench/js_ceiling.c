@@ -20,7 +20,7 @@
  *	transactions).  Prints "<messages per second>
  *	<CPU microseconds of this program per message>" on stdout; the CPU
  *	time covers every thread of the program (cnats' included) from the
- *	connection to the last acknowledgement.
+ *	first publish to the last acknowledgement.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,6 +119,7 @@ main(int argc, char **argv)
 		if (create_encoded == NULL)
 		{
 			fprintf(stderr, "js_ceiling: this cnats has no natsMsg_create\n");
+			free(payload);
 			return 1;
 		}
 		block = malloc(size + 1024);
