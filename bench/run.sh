@@ -184,8 +184,8 @@ wait_js_count()
 # and the median pair is reported, with the lowest and highest.  Each round
 # has a stream of its own into a new JetStream stream, as each ceiling run
 # has: with one stream for all rounds, the last round was 10-40 % slower
-# than the others (likely JetStream's duplicate window, which then held
-# every message id of the earlier rounds).
+# than the others (not the worker, whose CPU per round and RSS stayed the
+# same; nats-server's memory grew with each round).
 pgs_banner "bulk: one transaction of $BULK_ROWS rows, $BULK_ROUNDS rounds"
 # without autovacuum: a vacuum of the previous round's rows, started by
 # the next insert, took CPU from the delivery it was timed against
