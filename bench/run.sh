@@ -10,7 +10,9 @@
 #
 #      The extension must already be built and installed.  stdout carries only
 #      the figures, one "name value unit" line each; progress goes to stderr.
-#      Environment: BENCH_KEEP=1 keeps the temporary directory.
+#      Environment: BENCH_KEEP=1 keeps the temporary directory; BENCH_PG_CONF
+#      adds lines to postgresql.conf; BENCH_SMOKE=1 runs every workload at a
+#      small size (a check that the script works, not a measurement).
 
 set -euo pipefail
 exec </dev/null
@@ -28,6 +30,11 @@ SMALL_CLIENTS=4
 SMALL_PER_CLIENT=5000
 LAT_TX=2000
 LAT_RATE=200
+# BENCH_SMOKE=1: every workload at a small size, to check that the script
+# works (test/run-tests.sh runs it so); the figures mean nothing then
+if [[ ${BENCH_SMOKE:-0} == 1 ]]; then
+	BULK_ROWS=5000 BULK_ROUNDS=2 MEM_ROWS=20000 SMALL_PER_CLIENT=500 LAT_TX=100
+fi
 
 # Figures go to fd 3 (the original stdout); everything else to stderr.
 exec 3>&1 1>&2
@@ -384,7 +391,7 @@ js_alone_round()
 	sql "TRUNCATE small"
 	sql "CHECKPOINT"
 	js_add "$stream" "${stream,,}"
-	"$work/js_ceiling" "$nats_url" "$stream" "${stream,,}" $((2 * per_tx * small_total)) 250 0 \
+	"$work/js_ceiling" "$nats_url" "$stream" "${stream,,}" $((3 * per_tx * small_total)) 250 0 \
 		"$(awk -v p="$per_tx" -v t="$tps" 'BEGIN { printf "%.0f", p * t }')" >/dev/null &
 	jpid=$!
 	round_tps=$(run_pgbench -c "$SMALL_CLIENTS" -j 2 -t "$SMALL_PER_CLIENT" -f "$work/small.sql")

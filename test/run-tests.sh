@@ -11,6 +11,8 @@
 #      4. runs `make installcheck` as the user "postgres" in that copy:
 #         pg_regress on a private preloaded instance (test/regress.conf),
 #         then the Perl TAP tests (test/t/*.pl)
+#      5. runs bench/run.sh at a small size (BENCH_SMOKE=1), to check that
+#         the benchmark works (not when make arguments select a subset)
 #
 #      Arguments are passed to `make installcheck`, e.g. to run a subset:
 #          sudo PGS_SKIP_INSTALL=1 test/run-tests.sh REGRESS=api PROVE_TESTS=test/t/001_lifecycle.pl
@@ -130,8 +132,7 @@ chown -R postgres:postgres "$work"
 pgs_banner "Running make installcheck as postgres (pg_regress, then TAP)"
 if pgs_as_postgres env TMPDIR="$work/tmp" timeout --kill-after=60 "${PGS_TEST_TIMEOUT:-3600}" \
 	make -C "$src" PG_CONFIG="$PGS_PG_CONFIG" installcheck "$@"; then
-	tests_passed=1
-	pgs_banner "All tests passed"
+	:
 else
 	rc=$?
 	if [[ $rc == 124 ]]; then
@@ -140,3 +141,25 @@ else
 	print_failure_logs "$src"
 	exit 1
 fi
+
+# The benchmark is not timed here, but it must keep working: at a small
+# size it runs every workload (the script itself fails when an event does
+# not reach JetStream), and it must print the figures bench/README.md shows,
+# in that order, each a number.  A run of a subset (make arguments given)
+# leaves it out.
+bench_figures_ok()
+{
+	diff <(awk '{ print $1 }' "$1") \
+		<(sed -n '/^bulk_events_per_s /,/^```$/p' "$src/bench/README.md" | awk '/^[a-z0-9_]+ / { print $1 }') &&
+		awk 'NF != 3 || $2 !~ /^-?[0-9]+(\.[0-9]+)?$/ { bad = 1 } END { exit bad }' "$1"
+}
+if (($# == 0)); then
+	pgs_banner "Running the benchmark at a small size (BENCH_SMOKE=1 bench/run.sh)"
+	BENCH_SMOKE=1 "$src/bench/run.sh" >"$work/bench.out"
+	if ! bench_figures_ok "$work/bench.out"; then
+		cat "$work/bench.out"
+		pgs_die "bench/run.sh did not print the figures bench/README.md lists, each a number"
+	fi
+fi
+tests_passed=1
+pgs_banner "All tests passed"
