@@ -163,6 +163,11 @@ js_count()
 		jq -r --arg s "$1" '[.account_details[]?.stream_detail[]? | select(.name == $s) | .state.messages] | add // 0'
 }
 js_add() { node "$NODE_DIR/js_admin.mjs" "$nats_url" -- add "$1" file "$2.>" >/dev/null; }
+# Delete JetStream stream $1: its files go before the kernel writes them
+# out, which would slow down what runs next
+js_del() { node "$NODE_DIR/js_admin.mjs" "$nats_url" -- delete "$1" >/dev/null; }
+# $1 as a percentage of $2, one decimal
+pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a / b * 100 }'; }
 # create_stream with the nats target and its own prefix / JetStream stream
 make_stream()
 {
@@ -237,9 +242,7 @@ ceiling_run()
 	n0=$(cpu_ticks "$nats_pid")
 	out=$("$work/js_ceiling" "$nats_url" "$2" "${2,,}" "$BULK_ROWS" 250 "$1")
 	n1=$(cpu_ticks "$nats_pid")
-	# its files go before the kernel writes them out, which would slow
-	# down the next round
-	node "$NODE_DIR/js_admin.mjs" "$nats_url" -- delete "$2" >/dev/null
+	js_del "$2"
 	round_ceiling=${out% *}
 	round_ceiling_cpu=$(awk -v c="${out#* }" -v t=$((n1 - n0)) -v hz="$(getconf CLK_TCK)" -v n="$BULK_ROWS" \
 		'BEGIN { printf "%.2f", c + t / hz * 1e6 / n }')
@@ -254,7 +257,7 @@ sql "SELECT pg_create_logical_replication_slot('ceiling', 'pgoutput')" >/dev/nul
 for ((round = 1; round <= BULK_ROUNDS; round++)); do
 	if ((round > 1)); then
 		sql "SELECT pgoutput_stream.drop_stream('bulk$((round - 1))')" >/dev/null
-		node "$NODE_DIR/js_admin.mjs" "$nats_url" -- delete "BULK$((round - 1))" >/dev/null
+		js_del "BULK$((round - 1))"
 	fi
 	make_stream "bulk$round" p "bulk$round" "BULK$round"
 	bulk_round $(((round - 1) * BULK_ROWS)) "bulk$round" "BULK$round"
@@ -271,9 +274,9 @@ for ((round = 1; round <= BULK_ROUNDS; round++)); do
 	fi
 	ceiling_run 0 "CEIL0R$round"
 	ceiling=$round_ceiling ceiling_cpu=$round_ceiling_cpu
-	ratio=$(awk -v a="$round_bulk_rate" -v c="$ceiling" 'BEGIN { printf "%.1f", a / c * 100 }')
+	ratio=$(pct "$round_bulk_rate" "$ceiling")
 	ceiling_run 2 "CEIL2R$round"
-	ratio_enc=$(awk -v a="$round_bulk_rate" -v c="$round_ceiling" 'BEGIN { printf "%.1f", a / c * 100 }')
+	ratio_enc=$(pct "$round_bulk_rate" "$round_ceiling")
 	pgs_log "round $round: bulk $round_bulk_rate events/s, ceiling $ceiling msgs/s: $ratio %; with the extension's headers $round_ceiling msgs/s: $ratio_enc %"
 	echo "$round_bulk_rate $ceiling $ratio $ceiling_cpu $round_ceiling $ratio_enc" >>"$work/bulk.rounds"
 done
@@ -281,13 +284,12 @@ ceiling_run 1 CEIL1
 ceiling_hdr=$round_ceiling
 bulk_col() { awk -v c="$1" '{ print $c }' "$work/bulk.rounds" | median; }
 bulk_rate=$(bulk_col 1)
-jetstream_cpu_per_msg=$(bulk_col 4)
 figure bulk_events_per_s "$bulk_rate" events/s
 figure decode_ceiling_rows_per_s "$decode_rate" rows/s
 figure jetstream_ceiling_msgs_per_s "$(bulk_col 2)" msgs/s
 figure jetstream_ceiling_with_headers_msgs_per_s "$ceiling_hdr" msgs/s
 figure jetstream_ceiling_with_encoded_headers_msgs_per_s "$(bulk_col 5)" msgs/s
-figure jetstream_ceiling_cpu_us_per_msg "$jetstream_cpu_per_msg" us
+figure jetstream_ceiling_cpu_us_per_msg "$(bulk_col 4)" us
 figure bulk_vs_jetstream_ceiling_pct "$(bulk_col 3)" %
 figure bulk_vs_jetstream_ceiling_min_pct "$(awk '{ print $3 }' "$work/bulk.rounds" | sort -n | head -n 1)" %
 figure bulk_vs_jetstream_ceiling_max_pct "$(awk '{ print $3 }' "$work/bulk.rounds" | sort -n | tail -n 1)" %
@@ -352,8 +354,7 @@ small_round()
 		s0=$(machine_ticks)
 		round_tps=$(run_pgbench -c "$SMALL_CLIENTS" -j 2 -t "$SMALL_PER_CLIENT" -f "$work/small.sql")
 		s1=$(machine_ticks)
-		round_busy_pct=$(awk -v a="${s0% *}" -v b="${s1% *}" -v ta="${s0#* }" -v tb="${s1#* }" \
-			'BEGIN { printf "%.1f", (b - a) / (tb - ta) * 100 }')
+		round_busy_pct=$(pct $((${s1% *} - ${s0% *})) $((${s1#* } - ${s0#* })))
 		round_writer_us=$(per_tx_us $((${s1% *} - ${s0% *})))
 		round_lag=-
 		return
@@ -382,7 +383,7 @@ small_round()
 # the rate the stream round just before delivered ($2 tps: $1 times that
 # many messages per second, in 1 ms bursts, with ids, every one
 # acknowledged) into JetStream stream $3 while pgbench runs; stopped when
-# pgbench is done.  What cnats and nats-server alone cost the writers at
+# pgbench is done, and the stream deleted.  What cnats and nats-server alone cost the writers at
 # that message rate: a floor under small_tx_overhead_pct for any publisher
 # to JetStream on this machine.  Sets round_tps.
 js_alone_round()
@@ -398,6 +399,7 @@ js_alone_round()
 	kill -0 "$jpid" 2>/dev/null || pgs_die "js_ceiling stopped before the writers were done"
 	kill "$jpid"
 	wait "$jpid" 2>/dev/null || true
+	js_del "$stream"
 	pgs_log "$stream: $round_tps tps beside JetStream alone at $per_tx messages per transaction of $tps tps"
 }
 js_add SMALL small

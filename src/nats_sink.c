@@ -460,7 +460,7 @@ settle_message(PgsNatsSink *sink, natsMsg *reply)
 
 		format_msg_id(id, sink->slot_name, p);
 		if (json != NULL &&
-				 reply_field(json, "description", description, sizeof(description)))
+			reply_field(json, "description", description, sizeof(description)))
 			set_failed(sink, "message %s was not stored: %s (JetStream error code %s)", id,
 					   description,
 					   reply_field(json, "err_code", err_code, sizeof(err_code)) ?

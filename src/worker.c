@@ -716,6 +716,7 @@ run_stream(void)
 		INSTR_TIME_SET_CURRENT(pass_start);
 		wal_end = pgs_wal_end();
 		caught_up = pgs_decoder_read(decoder, wal_end, PGS_RECORDS_PER_BATCH);
+		/* counted since the last report_counters(): in this pass */
 		pass_transactions = worker.transactions;
 
 		/*
