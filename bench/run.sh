@@ -470,7 +470,7 @@ SQL
 chmod 644 "$work/lat.sql"
 node "$BENCH_DIR/latency_sub.mjs" "$nats_url" LAT "$LAT_TX" "$work/lat.recv" >"$work/lat.json" 2>"$work/lat.err" &
 sub_pid=$!
-pgs_wait_until 20 grep -q ready "$work/lat.err" || pgs_die "latency subscriber did not start: $(cat "$work/lat.err")"
+pgs_wait_until 20 grep -qs ready "$work/lat.err" || pgs_die "latency subscriber did not start: $(cat "$work/lat.err")"
 run_pgbench -c 1 -j 1 -R "$LAT_RATE" -t "$LAT_TX" -f "$work/lat.sql" >/dev/null
 pgs_log "pgbench: $(grep -E '^(tps|latency average|rate limit)' "$work/pgbench.out" | tr '\n' ';')"
 deadline=$((SECONDS + 60))
