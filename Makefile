@@ -12,6 +12,7 @@ OBJS = \
 	src/snapshot.o \
 	src/filter.o \
 	src/format.o \
+	src/value_text.o \
 	src/format_json.o \
 	src/format_debezium.o \
 	src/format_feldera.o \
@@ -36,7 +37,7 @@ PG_CPPFLAGS = -I$(srcdir)/src -isystem $(includedir_server)
 PG_CFLAGS = -Wall -Wextra
 
 # Regression tests (pg_regress) run on a private, preloaded instance
-REGRESS = create_extension api errors format_json format_types format_text format_debezium filters hostile peek pgtap_privileges
+REGRESS = create_extension api errors format_json format_types format_text format_debezium filters hostile trust_boundary peek pgtap_privileges
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf --temp-instance=tmp_check_regress \
 	--inputdir=$(srcdir) --outputdir=$(CURDIR)/results_dir
 NO_INSTALLCHECK =

@@ -730,7 +730,8 @@ append_scalar(StringInfo buf, DebeziumEncoding enc, const char *text,
 				if (timestamp2tm(ts, NULL, &tm, &fsec, NULL, NULL) != 0)
 					ereport(ERROR,
 							(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-							 errmsg("timestamp out of range: \"%s\"", text)));
+							 errmsg("timestamp out of range"),
+							 errdetail("The value is \"%s\".", text)));
 
 				/*
 				 * tm_year counts astronomically (1 BC is year 0), as ISO 8601

@@ -41,13 +41,18 @@
 static void append_value(StringInfo buf, const PgsRelation *rel, int col,
 						 Oid typid, const char *text);
 
+/*
+ * The value goes to the detail only: the message is kept as the stream's
+ * last_error, which roles that may not read the table can see.
+ */
 static void
 unrepresentable(const PgsRelation *rel, int col, const char *text)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_DATA_EXCEPTION),
-			 errmsg("value \"%s\" of column \"%s\" of table \"%s.%s\" cannot be represented in Feldera",
-					text, rel->attnames[col], rel->nspname, rel->relname),
+			 errmsg("a value of column \"%s\" of table \"%s.%s\" cannot be represented in Feldera",
+					rel->attnames[col], rel->nspname, rel->relname),
+			 errdetail("The value is \"%s\".", text),
 			 errhint("Feldera has no encoding for NaN, infinite values or dates before Christ. Change such values or leave the table out (stream option feldera_tables); a change already logged must be skipped with pg_replication_slot_advance() before pgoutput_stream.start_stream(), and its rows sent again by hand.")));
 }
 

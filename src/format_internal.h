@@ -23,12 +23,15 @@
 
 #include "event.h"
 #include "format.h"
+#include "value_text.h"
 
 /*
  * How a column type's text form becomes JSON in typed value mode.  This
- * mirrors json_categorize_type() in utils/adt/json.c, which is static in
- * the releases we support, reduced to the cases pgoutput's text form
- * allows us to handle without re-parsing every value.
+ * follows json_categorize_type() in utils/adt/json.c, which is static in
+ * the releases we support, except that a cast to json is never looked for:
+ * such a cast is a function a type's owner wrote (see value_text.h).
+ * DATETIME and COMPOSITE differ from STRING only inside arrays and
+ * composites, where they are written the way array_to_json() writes them.
  */
 typedef enum PgsJsonCategory
 {
@@ -36,24 +39,15 @@ typedef enum PgsJsonCategory
 	PGS_JSON_BOOL,				/* 't' / 'f' become true / false */
 	PGS_JSON_NUMBER,			/* the text itself, if it is a JSON number */
 	PGS_JSON_RAW,				/* json, jsonb: already JSON */
-	PGS_JSON_ARRAY				/* parsed, then array_to_json() */
+	PGS_JSON_ARRAY,				/* a JSON array of its elements */
+	PGS_JSON_DATETIME,			/* date, timestamp, timestamptz */
+	PGS_JSON_COMPOSITE			/* a JSON object of its fields */
 } PgsJsonCategory;
 
 /*
  * What the renderers need to know about a column type, looked up once per
- * type (the lookups run for every value otherwise).  For arrays the input
- * function is kept ready to call, with its fn_extra cache (array_in keeps
- * element type data there) in the cache's own context, and so is what it
- * takes to output the elements one by one.
- *
- * Array elements are not always parsed as their own type: the text was
- * written by the element type's output function, and reading it back with
- * its input function can fail (overloaded regproc names, an enum label
- * renamed or a domain constraint added since), which would stop a stream
- * for good.  So elements whose JSON is their text anyway are parsed as
- * text, and domains as their base type: elemtype is the type the elements
- * are parsed as (and output with elemoutput), elembase the base type of
- * the array's real element type, which decides how a value is encoded.
+ * type: catalog lookups would otherwise run for every value.  Nothing here
+ * is a function to call: values are rendered from their text alone.
  */
 typedef struct PgsTypeCacheEntry
 {
@@ -61,21 +55,22 @@ typedef struct PgsTypeCacheEntry
 								 * domain */
 	Oid			base;			/* domains resolved */
 	PgsJsonCategory category;
-	Oid			typioparam;		/* PGS_JSON_ARRAY only, as below */
-	FmgrInfo	typinput;
-	Oid			elemtype;
-	Oid			elembase;
-	int16		elemlen;
-	bool		elembyval;
-	char		elemalign;
-	FmgrInfo	elemoutput;
+	/* PGS_JSON_ARRAY only: */
+	Oid			elemtype;		/* the element type, maybe a domain */
+	Oid			elembase;		/* the element type with domains resolved */
+	char		elemdelim;		/* what array_out separates elements with */
+	bool		is_vector;		/* int2vector, oidvector: space-separated */
 } PgsTypeCacheEntry;
 
 /* The cached entry of a type; needs a transaction on first use */
 extern PgsTypeCacheEntry *pgs_type_cache_lookup(Oid typid);
 
-/* Append an array as a JSON array, each non-NULL element by element() */
-typedef void (*PgsArrayElementFn) (StringInfo buf, const char *text, void *arg);
+/*
+ * Append an array value, given as its text, as a JSON array of its
+ * elements, each non-NULL one appended by element() from its own text
+ * (see value_text.h).  Text that is not array_out's is appended as a JSON
+ * string instead.
+ */
 extern void pgs_append_json_array(StringInfo buf, PgsTypeCacheEntry *type,
 								  const char *text, PgsArrayElementFn element,
 								  void *arg);

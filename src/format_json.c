@@ -31,16 +31,18 @@
 #include "common/jsonapi.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
 #include "nodes/pg_list.h"
-#include "parser/parse_coerce.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datetime.h"
 #include "utils/fmgroids.h"
 #include "utils/hsearch.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
+#include "utils/typcache.h"
 
 #include "event.h"
 #include "format.h"
@@ -55,7 +57,6 @@
  */
 static MemoryContext type_cache_cxt = NULL;
 static HTAB *type_cache = NULL;
-static FmgrInfo array_to_json_finfo;
 
 static bool render_json_event(StringInfo buf, const PgsFormatOptions *opts,
 							  const PgsEvent *ev);
@@ -70,7 +71,13 @@ static void json_append_tuple(StringInfo buf, const PgsFormatOptions *opts,
 							  const char *toast_key);
 static void json_append_value(StringInfo buf, PgsValueMode mode, Oid typid,
 							  const StringInfoData *val);
-static Oid	array_parse_elemtype(Oid elemtype);
+static void json_append_array(StringInfo buf, PgsTypeCacheEntry *type,
+							  const char *text);
+static void json_append_nested(StringInfo buf, Oid typid, const char *text);
+static void json_append_nested_element(StringInfo buf, const char *text,
+									   void *arg);
+static void json_append_datetime(StringInfo buf, Oid base, const char *text);
+static void json_append_composite(StringInfo buf, Oid base, const char *text);
 static void json_append_message(StringInfo buf, const PgsEvent *ev);
 static void json_append_minified(StringInfo buf, const char *json, int len);
 static void json_prettify(StringInfo buf, const char *json, int len);
@@ -424,23 +431,11 @@ json_append_value(StringInfo buf, PgsValueMode mode, Oid typid,
 			break;
 
 		case PGS_JSON_ARRAY:
-			{
-				Datum		array;
-				Datum		json;
-				char	   *str;
-
-				array = InputFunctionCall(&entry->typinput, val->data,
-										  entry->typioparam, -1);
-				json = FunctionCall1(&array_to_json_finfo, array);
-				str = TextDatumGetCString(json);
-				/* elements of type json may carry their own white space */
-				json_append_minified(buf, str, strlen(str));
-				pfree(str);
-				pfree(DatumGetPointer(json));
-				pfree(DatumGetPointer(array));
-			}
+			json_append_array(buf, entry, val->data);
 			break;
 
+		case PGS_JSON_DATETIME:
+		case PGS_JSON_COMPOSITE:
 		case PGS_JSON_STRING:
 			escape_json(buf, val->data);
 			break;
@@ -448,57 +443,159 @@ json_append_value(StringInfo buf, PgsValueMode mode, Oid typid,
 }
 
 /*
- * The type to parse the elements of an array of elemtype as: text if
- * array_to_json() writes them as strings of their output text, the base
- * type otherwise.  This follows json_categorize_type() in utils/adt/json.c:
- * numbers, booleans, json, dates and timestamps, arrays (elements of a
- * domain over an array), composites and types with a cast to json (only
- * looked for on types that are not built in) get JSON of their own.
- * Elements whose delimiter is not text's (box uses ';') are not split the
- * way text would split them, so they keep their own type too.
+ * An array in typed mode, as array_to_json() would write it if no cast to
+ * json existed: each element by the rules of json_append_nested().
  */
-static Oid
-array_parse_elemtype(Oid elemtype)
+static void
+json_append_array(StringInfo buf, PgsTypeCacheEntry *type, const char *text)
 {
-	Oid			base = getBaseType(elemtype);
-	Oid			castfunc;
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
-	char		typdelim;
-	Oid			typioparam;
-	Oid			typinput;
+	pgs_append_json_array(buf, type, text, json_append_nested_element,
+						  &type->elemtype);
+}
+
+static void
+json_append_nested_element(StringInfo buf, const char *text, void *arg)
+{
+	json_append_nested(buf, *(Oid *) arg, text);
+}
+
+/*
+ * A non-NULL value inside an array or a composite, given as the text of
+ * its type typid, the way datum_to_json() in utils/adt/json.c writes it:
+ * booleans and numbers as JSON, json and jsonb embedded, dates and
+ * timestamps in ISO 8601, arrays and composites nested, the rest as
+ * strings of their text.  Unlike datum_to_json(), a user-defined cast to
+ * json is not used: it is a function the type's owner wrote.
+ */
+static void
+json_append_nested(StringInfo buf, Oid typid, const char *text)
+{
+	PgsTypeCacheEntry *entry = pgs_type_cache_lookup(typid);
+
+	/* types nest only as deep as their definitions, but stay safe */
+	check_stack_depth();
+
+	switch (entry->category)
+	{
+		case PGS_JSON_BOOL:
+			if (strcmp(text, "t") == 0)
+				appendStringInfoString(buf, "true");
+			else if (strcmp(text, "f") == 0)
+				appendStringInfoString(buf, "false");
+			else
+				escape_json(buf, text);
+			break;
+		case PGS_JSON_NUMBER:
+			if (IsValidJsonNumber(text, strlen(text)))
+				appendStringInfoString(buf, text);
+			else
+				escape_json(buf, text);
+			break;
+		case PGS_JSON_RAW:
+			json_append_minified(buf, text, strlen(text));
+			break;
+		case PGS_JSON_ARRAY:
+			json_append_array(buf, entry, text);
+			break;
+		case PGS_JSON_DATETIME:
+			json_append_datetime(buf, entry->base, text);
+			break;
+		case PGS_JSON_COMPOSITE:
+			json_append_composite(buf, entry->base, text);
+			break;
+		case PGS_JSON_STRING:
+			escape_json(buf, text);
+			break;
+	}
+}
+
+/*
+ * A date or timestamp inside an array or composite, in ISO 8601 as
+ * array_to_json() writes it (JsonEncodeDateTime).
+ *
+ * Trust: date_in, timestamp_in and timestamptz_in are built-in functions
+ * of built-in types (base is never a domain here, so no constraint is
+ * checked), and they run no other code.  They read back the text that the
+ * matching output function wrote with this session's settings, so they
+ * cannot fail.
+ */
+static void
+json_append_datetime(StringInfo buf, Oid base, const char *text)
+{
+	char		iso[MAXDATELEN + 1];
+	Datum		value;
 
 	switch (base)
 	{
-		case BOOLOID:
-		case INT2OID:
-		case INT4OID:
-		case INT8OID:
-		case FLOAT4OID:
-		case FLOAT8OID:
-		case NUMERICOID:
-		case JSONOID:
-		case JSONBOID:
 		case DATEOID:
-		case TIMESTAMPOID:
-		case TIMESTAMPTZOID:
-			return base;
-		default:
+			value = DirectFunctionCall1(date_in, CStringGetDatum(text));
 			break;
+		case TIMESTAMPOID:
+			value = DirectFunctionCall3(timestamp_in, CStringGetDatum(text),
+										ObjectIdGetDatum(InvalidOid),
+										Int32GetDatum(-1));
+			break;
+		case TIMESTAMPTZOID:
+			value = DirectFunctionCall3(timestamptz_in, CStringGetDatum(text),
+										ObjectIdGetDatum(InvalidOid),
+										Int32GetDatum(-1));
+			break;
+		default:
+			escape_json(buf, text);
+			return;
 	}
-	if (OidIsValid(get_element_type(base)) || type_is_rowtype(base))
-		return base;
-	if (base >= FirstNormalObjectId &&
-		find_coercion_pathway(JSONOID, base, COERCION_EXPLICIT,
-							  &castfunc) == COERCION_PATH_FUNC &&
-		OidIsValid(castfunc))
-		return base;
-	get_type_io_data(base, IOFunc_input, &typlen, &typbyval, &typalign,
-					 &typdelim, &typioparam, &typinput);
-	if (typdelim != ',')		/* text's */
-		return base;
-	return TEXTOID;
+	JsonEncodeDateTime(iso, value, base, NULL);
+	appendStringInfo(buf, "\"%s\"", iso);
+}
+
+/*
+ * A composite inside an array or composite, as composite_to_json() writes
+ * it: an object of the fields that are not dropped, in attribute order,
+ * each by json_append_nested().  The fields are taken from record_out's
+ * text (value_text.c), never read with record_in.  Text that does not
+ * split into the type's fields (it cannot happen) becomes a string.
+ */
+static void
+json_append_composite(StringInfo buf, Oid base, const char *text)
+{
+	TupleDesc	desc = lookup_rowtype_tupdesc(base, -1);
+	char	  **fields;
+	int			nfields = 0;
+	int			i;
+	int			f;
+
+	for (i = 0; i < desc->natts; i++)
+	{
+		if (!TupleDescAttr(desc, i)->attisdropped)
+			nfields++;
+	}
+	fields = palloc(sizeof(char *) * Max(nfields, 1));
+	if (!pgs_record_text_split(text, nfields, fields))
+	{
+		ReleaseTupleDesc(desc);
+		escape_json(buf, text);
+		return;
+	}
+
+	appendStringInfoChar(buf, '{');
+	for (i = 0, f = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped)
+			continue;
+		if (f > 0)
+			appendStringInfoChar(buf, ',');
+		escape_json(buf, NameStr(att->attname));
+		appendStringInfoChar(buf, ':');
+		if (fields[f] == NULL)
+			appendStringInfoString(buf, "null");
+		else
+			json_append_nested(buf, att->atttypid, fields[f]);
+		f++;
+	}
+	appendStringInfoChar(buf, '}');
+	ReleaseTupleDesc(desc);
 }
 
 /*
@@ -670,9 +767,10 @@ append_newline_indent(StringInfo buf, int depth)
  * The cached JSON category of a column type.
  *
  * This runs once per value, so the catalog lookups (domain base type,
- * element type, input function) are done once per type and kept in a
- * small hash table for the life of the process.  Lookups need a
- * transaction, which the decoding callbacks always have.
+ * element type and delimiter) are done once per type and kept in a small
+ * hash table for the life of the process.  Lookups need a transaction,
+ * which the decoding callbacks always have.  They read the catalogs only:
+ * no function of the type is looked up, let alone called.
  */
 PgsTypeCacheEntry *
 pgs_type_cache_lookup(Oid typid)
@@ -680,15 +778,9 @@ pgs_type_cache_lookup(Oid typid)
 	PgsTypeCacheEntry *entry;
 	PgsJsonCategory category;
 	Oid			base;
-	Oid			typinput = InvalidOid;
-	Oid			typioparam = InvalidOid;
 	Oid			elemtype = InvalidOid;
 	Oid			elembase = InvalidOid;
-	int16		elemlen = 0;
-	bool		elembyval = false;
-	char		elemalign = 'i';
-	Oid			elemoutput = InvalidOid;
-	bool		elemvarlena;
+	char		elemdelim = ',';
 
 	if (type_cache == NULL)
 	{
@@ -702,8 +794,6 @@ pgs_type_cache_lookup(Oid typid)
 		ctl.hcxt = type_cache_cxt;
 		type_cache = hash_create("pgoutput_stream JSON type cache", 64, &ctl,
 								 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-		fmgr_info_cxt(F_ARRAY_TO_JSON_ANYARRAY, &array_to_json_finfo,
-					  type_cache_cxt);
 	}
 
 	entry = (PgsTypeCacheEntry *) hash_search(type_cache, &typid, HASH_FIND,
@@ -733,13 +823,17 @@ pgs_type_cache_lookup(Oid typid)
 		case JSONBOID:
 			category = PGS_JSON_RAW;
 			break;
+		case DATEOID:
+		case TIMESTAMPOID:
+		case TIMESTAMPTZOID:
+			category = PGS_JSON_DATETIME;
+			break;
 		default:
-			if (get_element_type(base) != InvalidOid)
-			{
-				/* parse with the base array type's input, i.e. array_in */
+			elemtype = get_element_type(base);
+			if (OidIsValid(elemtype))
 				category = PGS_JSON_ARRAY;
-				getTypeInputInfo(base, &typinput, &typioparam);
-			}
+			else if (type_is_rowtype(base))
+				category = PGS_JSON_COMPOSITE;
 			else
 				category = PGS_JSON_STRING;
 			break;
@@ -747,101 +841,49 @@ pgs_type_cache_lookup(Oid typid)
 
 	if (category == PGS_JSON_ARRAY)
 	{
-		elemtype = get_element_type(base);
+		int16		typlen;
+		bool		typbyval;
+		char		typalign;
+		Oid			typioparam;
+		Oid			typoutput;
+
 		elembase = getBaseType(elemtype);
-		/* array_in reads the elements as the type they are parsed as */
-		if (typinput == F_ARRAY_IN)
-		{
-			elemtype = array_parse_elemtype(elemtype);
-			typioparam = elemtype;
-		}
-		get_typlenbyvalalign(elemtype, &elemlen, &elembyval, &elemalign);
-		getTypeOutputInfo(elemtype, &elemoutput, &elemvarlena);
+		/* array_out separates elements by the element type's typdelim */
+		get_type_io_data(elemtype, IOFunc_output, &typlen, &typbyval,
+						 &typalign, &elemdelim, &typioparam, &typoutput);
 	}
 
 	entry = (PgsTypeCacheEntry *) hash_search(type_cache, &typid, HASH_ENTER,
 											  NULL);
 	entry->base = base;
 	entry->category = category;
-	entry->typioparam = typioparam;
 	entry->elemtype = elemtype;
 	entry->elembase = elembase;
-	entry->elemlen = elemlen;
-	entry->elembyval = elembyval;
-	entry->elemalign = elemalign;
-	if (category == PGS_JSON_ARRAY)
-	{
-		fmgr_info_cxt(typinput, &entry->typinput, type_cache_cxt);
-		fmgr_info_cxt(elemoutput, &entry->elemoutput, type_cache_cxt);
-	}
-	else
-	{
-		entry->typinput.fn_oid = InvalidOid;
-		entry->elemoutput.fn_oid = InvalidOid;
-	}
+	entry->elemdelim = elemdelim;
+	entry->is_vector = (base == INT2VECTOROID || base == OIDVECTOROID);
 
 	return entry;
 }
 
-/* One dimension of an array, elements taken in storage order from *next */
-static void
-append_array_dimension(StringInfo buf, PgsTypeCacheEntry *type,
-					   Datum *elems, bool *nulls, const int *dims, int ndim,
-					   int *next, PgsArrayElementFn element, void *arg)
-{
-	int			i;
-
-	appendStringInfoChar(buf, '[');
-	for (i = 0; i < dims[0]; i++)
-	{
-		if (i > 0)
-			appendStringInfoChar(buf, ',');
-		if (ndim > 1)
-			append_array_dimension(buf, type, elems, nulls, dims + 1, ndim - 1,
-								   next, element, arg);
-		else
-		{
-			if (nulls[*next])
-				appendStringInfoString(buf, "null");
-			else
-				element(buf, OutputFunctionCall(&type->elemoutput, elems[*next]),
-						arg);
-			(*next)++;
-		}
-	}
-	appendStringInfoChar(buf, ']');
-}
-
 /*
- * Append an array value, given as its text, as a JSON array: parsed with
- * the cached input function, dimensions nested, lower bounds dropped, NULL
- * elements as null, and every other element appended by element() from
- * its text.  For renderers with their own element encodings (debezium,
- * feldera); json uses array_to_json().
+ * Append an array value, given as its text, as a JSON array: dimensions
+ * nested, lower bounds dropped, NULL elements as null, and every other
+ * element appended by element() from its text.  The text is taken apart
+ * by value_text.c, never read with array_in (see value_text.h).
  */
 void
 pgs_append_json_array(StringInfo buf, PgsTypeCacheEntry *type, const char *text,
 					  PgsArrayElementFn element, void *arg)
 {
-	ArrayType  *array;
-	Datum	   *elems;
-	bool	   *nulls;
-	int			nelems;
-	int			next = 0;
+	bool		ok;
 
 	Assert(type->category == PGS_JSON_ARRAY);
-	array = DatumGetArrayTypeP(InputFunctionCall(&type->typinput,
-												 unconstify(char *, text),
-												 type->typioparam, -1));
-	if (ARR_NDIM(array) == 0)
-	{
-		appendStringInfoString(buf, "[]");
-		return;
-	}
-	deconstruct_array(array, type->elemtype, type->elemlen, type->elembyval,
-					  type->elemalign, &elems, &nulls, &nelems);
-	append_array_dimension(buf, type, elems, nulls, ARR_DIMS(array),
-						   ARR_NDIM(array), &next, element, arg);
+	if (type->is_vector)
+		ok = pgs_vector_text_to_json(buf, text, element, arg);
+	else
+		ok = pgs_array_text_to_json(buf, text, type->elemdelim, element, arg);
+	if (!ok)
+		escape_json(buf, text);
 }
 
 /*

@@ -11,7 +11,9 @@
  * of the session if peek fails.
  *
  * pgoutput renders values with the current session's settings, so peek
- * sets the worker's output settings for its own duration.
+ * sets the worker's output settings for its own duration.  It runs in the
+ * caller's session, as the caller, and like the worker it runs no code
+ * that a table owner wrote.
  *
  * Copyright (c) 2026, pgoutput_stream developers
  *
@@ -99,6 +101,8 @@ pgoutput_stream_peek(PG_FUNCTION_ARGS)
 	char	   *copy_name;
 	PgsProtoState *proto;
 	int			nestlevel;
+	Oid			save_userid;
+	int			save_sec_context;
 	uint64		i;
 
 	pgs_check_manager();
@@ -149,6 +153,16 @@ pgoutput_stream_peek(PG_FUNCTION_ARGS)
 	if (state.limit == 0)
 		return (Datum) 0;
 
+	/*
+	 * Decoding and rendering run no code that a table owner wrote (see
+	 * "Trust boundary" in docs/reliability.md); as a second line of defence
+	 * they run as a security-restricted operation, like VACUUM's calls of
+	 * index expressions, with the empty search_path below.  An error
+	 * restores the security context with the transaction's abort.
+	 */
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(save_userid,
+						   save_sec_context | SECURITY_RESTRICTED_OPERATION);
 	nestlevel = NewGUCNestLevel();
 	set_local("DateStyle", "ISO");
 	set_local("IntervalStyle", "postgres");
@@ -223,6 +237,7 @@ pgoutput_stream_peek(PG_FUNCTION_ARGS)
 	}
 	SPI_finish();
 	AtEOXact_GUC(true, nestlevel);
+	SetUserIdAndSecContext(save_userid, save_sec_context);
 
 	return (Datum) 0;
 }

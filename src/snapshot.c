@@ -40,7 +40,7 @@
  */
 #include "postgres.h"
 
-#include "access/table.h"
+#include "access/relation.h"
 #include "access/xact.h"
 #include "access/xlogutils.h"
 #include "catalog/pg_type.h"
@@ -173,7 +173,8 @@ pgs_snapshot_take(const PgsStreamConfig *config, const PgsSnapshotHooks *hooks)
 		SnapshotTable *table = (SnapshotTable *) lfirst(lc);
 		PgsRelation *rel = describe_table(table, &config->filter);
 
-		rows += copy_table(table, rel, start_lsn, snapshot_time, hooks);
+		if (rel != NULL)
+			rows += copy_table(table, rel, start_lsn, snapshot_time, hooks);
 		set_progress(hooks->entry, list_length(tables), ++done, rows);
 	}
 
@@ -329,15 +330,32 @@ publication_tables(const PgsStreamConfig *config)
  * order (no dropped or generated ones, only those of the column list),
  * replica identity columns as keys (all of them under REPLICA IDENTITY
  * FULL), then the stream's column filter.  See logicalrep_write_attrs().
+ *
+ * NULL if the relation is no longer a table.  Its owner could have turned
+ * it into a view in PostgreSQL 15 (CREATE RULE "_RETURN" on an empty
+ * table), and reading a view runs the view's query, with functions of the
+ * owner's choosing, as this superuser.  The lock taken here keeps it a
+ * table until the snapshot's transaction ends.
  */
 static PgsRelation *
 describe_table(const SnapshotTable *table, const PgsFilterConfig *filter)
 {
-	Relation	relation = table_open(table->relid, AccessShareLock);
+	Relation	relation = relation_open(table->relid, AccessShareLock);
 	TupleDesc	desc = RelationGetDescr(relation);
 	Bitmapset  *idattrs = NULL;
-	PgsRelation *rel = palloc0(sizeof(PgsRelation));
+	PgsRelation *rel;
 	int			i;
+
+	if (relation->rd_rel->relkind != RELKIND_RELATION &&
+		relation->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
+	{
+		ereport(LOG,
+				(errmsg("initial snapshot skips relation \"%s.%s\", which is not a table",
+						table->nspname, table->relname)));
+		relation_close(relation, NoLock);
+		return NULL;
+	}
+	rel = palloc0(sizeof(PgsRelation));
 
 	rel->relid = table->relid;
 	rel->nspname = pstrdup(table->nspname);
@@ -375,7 +393,7 @@ describe_table(const SnapshotTable *table, const PgsFilterConfig *filter)
 	}
 
 	/* the lock is kept until the snapshot's transaction ends */
-	table_close(relation, NoLock);
+	relation_close(relation, NoLock);
 	return rel;
 }
 

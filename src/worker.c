@@ -180,6 +180,29 @@ set_output_settings(void)
 }
 
 /*
+ * The worker reads tables that other roles own with the bootstrap
+ * superuser's rights, and it runs none of their code: values are rendered
+ * from the text pgoutput wrote, never with a cast, a type's input function
+ * or a domain's constraints (see "Trust boundary" in docs/reliability.md).
+ * As a second line of defence, everything it does runs as a
+ * security-restricted operation, as VACUUM runs index expressions: should
+ * code of another role run after all, it cannot change the role, create
+ * temporary objects that shadow the catalogs, or keep cursors.  Set outside
+ * any transaction, this is what each transaction starts with and what an
+ * aborted one returns to.  The search_path is empty (set_output_settings).
+ */
+static void
+restrict_security_context(void)
+{
+	Oid			userid;
+	int			sec_context;
+
+	Assert(!IsTransactionState());
+	GetUserIdAndSecContext(&userid, &sec_context);
+	SetUserIdAndSecContext(userid, sec_context | SECURITY_RESTRICTED_OPERATION);
+}
+
+/*
  * A worker registered by create_stream() or start_stream() starts before
  * that transaction ends; wait for it, and leave if it rolled back.
  */
@@ -884,6 +907,7 @@ pgoutput_stream_worker_main(Datum main_arg)
 	BackgroundWorkerInitializeConnectionByOid(args.dboid, InvalidOid,
 											  PGS_BGWORKER_BYPASS_FLAGS);
 	set_output_settings();
+	restrict_security_context();
 
 	worker_cxt = AllocSetContextCreate(TopMemoryContext,
 									   "pgoutput_stream worker",

@@ -710,7 +710,7 @@ SELECT pgoutput_stream.start_stream('s_tr');
 	$node->safe_psql('postgres', q{INSERT INTO public.nan_t VALUES (2, 'NaN'), (3, 2.5)});
 	ok( pgs_wait_for_status(
 			$node, 'postgres', 's_nan',
-			q{last_error = 'value "NaN" of column "f" of table "public.nan_t" cannot be represented in Feldera'}),
+			q{last_error = 'a value of column "f" of table "public.nan_t" cannot be represented in Feldera'}),
 		'NaN: last_error names the table and the column');
 	ok(wait_failed('s_nan'), 'NaN: the stream is failed');
 	ok(stays_down('s_nan', 2), 'NaN: the failed stream is not restarted');
