@@ -95,6 +95,18 @@ pgs_oldest_clog_xid(void)
 #define PGS_BGWORKER_BYPASS_FLAGS	BGWORKER_BYPASS_ALLOWCONN
 #endif
 
+/*
+ * Map of the attributes of outdesc to those of indesc, matched by name; 16
+ * added missing_ok (false keeps 14 and 15's behaviour: an error).
+ */
+#if PG_VERSION_NUM >= 160000
+#define pgs_build_attrmap_by_name(indesc, outdesc) \
+	build_attrmap_by_name(indesc, outdesc, false)
+#else
+#define pgs_build_attrmap_by_name(indesc, outdesc) \
+	build_attrmap_by_name(indesc, outdesc)
+#endif
+
 #if PG_VERSION_NUM < 150000
 #define MarkGUCPrefixReserved(prefix) EmitWarningsOnPlaceholders(prefix)
 #endif

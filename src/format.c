@@ -19,7 +19,11 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "fmgr.h"
 #include "mb/pg_wchar.h"
+#include "utils/memutils.h"
 
 #include "event.h"
 #include "format.h"
@@ -217,16 +221,6 @@ pgs_unchanged_from_old(const PgsRelation *rel, int i,
 
 /*
  * Convert buf->data[start..] from the database encoding to UTF-8 in place.
- *
- * In a UTF-8 database this is free.  In other real encodings (LATIN1 etc.)
- * pg_server_to_any converts, and raises an error for a character that has
- * no Unicode equivalent (possible only in a few multi-byte encodings).
- *
- * SQL_ASCII needs care: it declares no encoding at all, and
- * pg_server_to_any would *error out* on any byte sequence that is not
- * valid UTF-8, which would stop the stream for good on one odd row.  We
- * pass valid UTF-8 through and replace each invalid byte with U+FFFD
- * instead: lossy, but the payload stays valid and the stream keeps going.
  */
 static void
 payload_to_utf8(StringInfo buf, int start)
@@ -235,27 +229,116 @@ payload_to_utf8(StringInfo buf, int start)
 	int			len = buf->len - start;
 	char	   *conv;
 
-	if (len == 0)
-		return;
-
-	if (GetDatabaseEncoding() == PG_SQL_ASCII)
-	{
-		if (pg_verify_mbstr(PG_UTF8, src, len, true))
-			return;
-		conv = sanitize_utf8(src, len);
-	}
-	else
-	{
-		conv = pg_server_to_any(src, len, PG_UTF8);
-		if (conv == src)
-			return;				/* already UTF-8 (or nothing to convert) */
-	}
+	conv = pgs_server_to_utf8(src, len, NULL);
+	if (conv == src)
+		return;					/* already UTF-8 (or nothing to convert) */
 
 	/* Payloads never contain NUL bytes, so strlen finds the whole result */
 	buf->len = start;
 	buf->data[start] = '\0';
 	appendBinaryStringInfo(buf, conv, strlen(conv));
 	pfree(conv);
+}
+
+/*
+ * The conversion from the database encoding to UTF-8, looked up once per
+ * process, in a transaction (the worker calls this when it starts), so
+ * that converting needs no catalog access: non-transactional logical
+ * messages are rendered outside any transaction.  The search_path is
+ * empty in the worker and in peek, so only pg_catalog's built-in
+ * conversions are found, never one that another role created.
+ */
+static FmgrInfo utf8_conversion;
+static bool utf8_conversion_ready = false;
+
+void
+pgs_server_to_utf8_prepare(void)
+{
+	int			encoding = GetDatabaseEncoding();
+	Oid			proc;
+
+	if (utf8_conversion_ready || encoding == PG_UTF8 || encoding == PG_SQL_ASCII)
+		return;
+	Assert(IsTransactionState());
+	proc = FindDefaultConversionProc(encoding, PG_UTF8);
+	if (!OidIsValid(proc))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("default conversion function for encoding \"%s\" to \"%s\" does not exist",
+						pg_encoding_to_char(encoding), "UTF8")));
+	fmgr_info_cxt(proc, &utf8_conversion, TopMemoryContext);
+	utf8_conversion_ready = true;
+}
+
+/*
+ * Text in the database encoding as UTF-8, never failing: src itself if it
+ * needs no conversion, else a palloc'd, NUL-terminated copy.  src[0..len)
+ * holds no NUL byte.
+ *
+ * A character that has no Unicode equivalent (bytes 0x81, 0x8D, ... of
+ * WIN1252, some characters of the multi-byte encodings) becomes U+FFFD,
+ * as does every byte of a SQL_ASCII database that does not start a valid
+ * UTF-8 sequence (SQL_ASCII declares no encoding at all).  Failing
+ * instead would stop the stream for good on one such value.  *lossless,
+ * if given, says whether nothing was replaced.
+ */
+char *
+pgs_server_to_utf8(const char *src, int len, bool *lossless)
+{
+	int			encoding = GetDatabaseEncoding();
+	StringInfoData out;
+	int			i;
+
+	if (lossless != NULL)
+		*lossless = true;
+	if (len == 0 || encoding == PG_UTF8)
+		return unconstify(char *, src);
+	if (encoding == PG_SQL_ASCII)
+	{
+		if (pg_verify_mbstr(PG_UTF8, src, len, true))
+			return unconstify(char *, src);
+		if (lossless != NULL)
+			*lossless = false;
+		return sanitize_utf8(src, len);
+	}
+
+	/* ASCII is the same in every server encoding and in UTF-8 */
+	for (i = 0; i < len && !IS_HIGHBIT_SET(src[i]); i++)
+		;
+	if (i == len)
+		return unconstify(char *, src);
+
+	if (!utf8_conversion_ready)
+		pgs_server_to_utf8_prepare();
+	initStringInfo(&out);
+	while (len > 0)
+	{
+		int			converted;
+		int			skip;
+
+		/* conversion functions convert until the first character they cannot */
+		enlargeStringInfo(&out, len * MAX_CONVERSION_GROWTH + 1);
+		converted = DatumGetInt32(FunctionCall6(&utf8_conversion,
+												Int32GetDatum(encoding),
+												Int32GetDatum(PG_UTF8),
+												CStringGetDatum(src),
+												CStringGetDatum(out.data + out.len),
+												Int32GetDatum(len),
+												BoolGetDatum(true)));
+		out.len += strlen(out.data + out.len);
+		src += converted;
+		len -= converted;
+		if (len == 0)
+			break;
+
+		appendStringInfoString(&out, UTF8_REPLACEMENT_CHAR);
+		if (lossless != NULL)
+			*lossless = false;
+		skip = Min(Max(pg_encoding_mblen(encoding, src), 1), len);
+		src += skip;
+		len -= skip;
+	}
+	return out.data;
 }
 
 /*

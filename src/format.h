@@ -76,6 +76,14 @@ extern void pgs_feldera_append_row(StringInfo buf, const PgsRelation *rel,
 								   const LogicalRepTupleData *old,
 								   bool old_is_key, bool key_only);
 
+/*
+ * Text in the database encoding as UTF-8, with U+FFFD for what cannot be
+ * converted (see format.c); _prepare looks the conversion up, in a
+ * transaction, before the first use outside one.
+ */
+extern char *pgs_server_to_utf8(const char *src, int len, bool *lossless);
+extern void pgs_server_to_utf8_prepare(void);
+
 /* State the debezium format keeps per stream; see format_debezium.c */
 extern PgsDebeziumState *pgs_debezium_state_create(void);
 

@@ -126,6 +126,7 @@ static DebeziumEncoding encoding_of(Oid base);
 static int64 epoch_millis(Timestamp ts);
 static void append_scalar(StringInfo buf, DebeziumEncoding enc,
 						  const char *text, bool feldera);
+static Interval *read_interval(const char *text);
 static void append_array(StringInfo buf, PgsTypeCacheEntry *type,
 						 const char *text, bool feldera);
 static void append_unavailable(StringInfo buf, Oid typid);
@@ -754,10 +755,7 @@ append_scalar(StringInfo buf, DebeziumEncoding enc, const char *text,
 
 		case DBZ_INTERVAL:
 			{
-				Interval   *iv = DatumGetIntervalP(DirectFunctionCall3(interval_in,
-																	   CStringGetDatum(text),
-																	   ObjectIdGetDatum(InvalidOid),
-																	   Int32GetDatum(-1)));
+				Interval   *iv = read_interval(text);
 
 				int64		days_usecs;
 				int64		months_usecs;
@@ -783,6 +781,43 @@ append_scalar(StringInfo buf, DebeziumEncoding enc, const char *text,
 			}
 			break;
 	}
+}
+
+/*
+ * An interval from the text interval_out wrote.  interval_in of the
+ * releases we support rejects one text that interval_out writes: a time
+ * part of -2562047788:00:54.775808 (the smallest microsecond count), whose
+ * magnitude it accumulates as a positive number.  That one is read one
+ * microsecond closer to zero and corrected, so that no interval fails the
+ * stream.
+ *
+ * Trust: interval_in is built in and runs no other code.
+ */
+static Interval *
+read_interval(const char *text)
+{
+	static const char min_time[] = "-2562047788:00:54.775808";
+	size_t		len = strlen(text);
+	Interval   *iv;
+
+	if (len >= sizeof(min_time) - 1 &&
+		strcmp(text + len - (sizeof(min_time) - 1), min_time) == 0)
+	{
+		char	   *nearer = pstrdup(text);
+
+		nearer[len - 1] = '7';
+		iv = DatumGetIntervalP(DirectFunctionCall3(interval_in,
+												   CStringGetDatum(nearer),
+												   ObjectIdGetDatum(InvalidOid),
+												   Int32GetDatum(-1)));
+		iv->time -= 1;
+		pfree(nearer);
+		return iv;
+	}
+	return DatumGetIntervalP(DirectFunctionCall3(interval_in,
+												 CStringGetDatum(text),
+												 ObjectIdGetDatum(InvalidOid),
+												 Int32GetDatum(-1)));
 }
 
 /* How the elements of an array are encoded */

@@ -916,9 +916,10 @@ column_wanted(const PgsRelation *rel, int i, bool key_only)
 
 /*
  * Whether the message content can be written as a string: valid in the
- * database encoding, and therefore convertible to UTF-8, and free of NUL
- * bytes (every encoding's verifier rejects those).  A SQL_ASCII database
- * accepts any bytes, so there it must be valid UTF-8 itself.
+ * database encoding, free of NUL bytes (every encoding's verifier rejects
+ * those), and convertible to UTF-8 without loss (WIN1252 accepts bytes
+ * that have no Unicode equivalent).  A SQL_ASCII database accepts any
+ * bytes, so there it must be valid UTF-8 itself.
  */
 static bool
 message_content_is_text(const PgsEvent *ev)
@@ -932,7 +933,19 @@ message_content_is_text(const PgsEvent *ev)
 		return true;
 	if (encoding == PG_SQL_ASCII)
 		encoding = PG_UTF8;
-	return pg_verify_mbstr(encoding, ev->msg_content, (int) ev->msg_len, true);
+	if (!pg_verify_mbstr(encoding, ev->msg_content, (int) ev->msg_len, true))
+		return false;
+	if (encoding != PG_UTF8)
+	{
+		bool		lossless;
+		char	   *utf8 = pgs_server_to_utf8(ev->msg_content,
+											  (int) ev->msg_len, &lossless);
+
+		if (utf8 != ev->msg_content)
+			pfree(utf8);
+		return lossless;
+	}
+	return true;
 }
 
 /* The message content in base64, palloc'd and NUL-terminated */

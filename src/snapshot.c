@@ -14,8 +14,9 @@
  * point.
  *
  * The rows go out as one transaction whose commit LSN is the slot's start,
- * through the same targets as changes, and tables are read through a
- * cursor in batches, so memory does not grow with table size.  The
+ * through the same targets as changes, and tables are read with sequential
+ * scans, not queries (see copy_table), so memory does not grow with table
+ * size.  The
  * decoding context is created inside the transaction, so the worker's
  * transaction keeps its xmin and protects the rows it reads (a context
  * created outside a transaction would set PROC_IN_LOGICAL_DECODING, which
@@ -40,11 +41,17 @@
  */
 #include "postgres.h"
 
+#include "access/attmap.h"
 #include "access/relation.h"
+#include "access/tableam.h"
 #include "access/xact.h"
 #include "access/xlogutils.h"
+#include "catalog/pg_index.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
+#include "nodes/readfuncs.h"
 #include "miscadmin.h"
 #include "replication/logical.h"
 #include "replication/slot.h"
@@ -58,6 +65,7 @@
 #include "utils/rel.h"
 #include "utils/relcache.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 
 #include "compat.h"
 #include "decoder.h"
@@ -65,22 +73,30 @@
 #include "snapshot.h"
 #include "worker.h"
 
-/* Rows fetched from a table's cursor at a time */
+/* Rows sent between two resets of the row memory and progress reports */
 #define SNAPSHOT_BATCH_ROWS	1000
 
-/* A published table, as pg_publication_tables lists it */
+/*
+ * A published table, as pg_get_publication_tables() lists it: by OID, with
+ * the column list as attribute numbers and the row filter as the stored
+ * expression, so that nothing is looked up again by name.  The relation is
+ * locked from the moment it is listed until the transaction ends.
+ */
 typedef struct SnapshotTable
 {
 	Oid			relid;
-	char	   *nspname;
+	char		relkind;
+	char	   *nspname;		/* from the locked relation */
 	char	   *relname;
-	List	   *columns;		/* column list (names), NIL: all columns */
-	char	   *rowfilter;		/* publication's WHERE clause, or NULL */
+	Bitmapset  *columns;		/* column list (attnums), NULL: all columns */
+	Expr	   *rowfilter;		/* publication's WHERE clause, or NULL */
+	AttrNumber *attnums;		/* attnum of each column of the PgsRelation */
 } SnapshotTable;
 
 static List *publication_tables(const PgsStreamConfig *config);
-static PgsRelation *describe_table(const SnapshotTable *table,
+static PgsRelation *describe_table(SnapshotTable *table,
 								   const PgsFilterConfig *filter);
+static int	table_name_cmp(const ListCell *a, const ListCell *b);
 static uint64 copy_table(const SnapshotTable *table, const PgsRelation *rel,
 						 XLogRecPtr start_lsn, TimestampTz snapshot_time,
 						 const PgsSnapshotHooks *hooks);
@@ -173,8 +189,7 @@ pgs_snapshot_take(const PgsStreamConfig *config, const PgsSnapshotHooks *hooks)
 		SnapshotTable *table = (SnapshotTable *) lfirst(lc);
 		PgsRelation *rel = describe_table(table, &config->filter);
 
-		if (rel != NULL)
-			rows += copy_table(table, rel, start_lsn, snapshot_time, hooks);
+		rows += copy_table(table, rel, start_lsn, snapshot_time, hooks);
 		set_progress(hooks->entry, list_length(tables), ++done, rows);
 	}
 
@@ -262,7 +277,14 @@ existing_slot_start(const PgsStreamConfig *config)
 
 /*
  * The tables the publication publishes and the stream's filters keep, with
- * their column lists and row filters (PostgreSQL 15 and later).
+ * their column lists and row filters, in schema and table name order.
+ *
+ * Every table is locked here, by OID, and its names are taken from the
+ * locked relation: a name looked up before the lock could by then belong
+ * to another relation (a table renamed and a view created in its place).
+ * A relation that is no longer a table is skipped: its owner could have
+ * turned it into a view in PostgreSQL 15 (CREATE RULE "_RETURN" on an
+ * empty table), and pgoutput publishes nothing of a view.
  */
 static List *
 publication_tables(const PgsStreamConfig *config)
@@ -273,16 +295,9 @@ publication_tables(const PgsStreamConfig *config)
 	MemoryContext caller = CurrentMemoryContext;
 	uint64		i;
 
-	if (SPI_execute_with_args("SELECT c.oid, t.schemaname::text, t.tablename::text,"
-#if PG_VERSION_NUM >= 150000
-							  " t.attnames::text[], t.rowfilter"
-#else
-							  " NULL::text[], NULL::text"
-#endif
-							  " FROM pg_catalog.pg_publication_tables t"
-							  " JOIN pg_catalog.pg_namespace n ON n.nspname = t.schemaname"
-							  " JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = t.tablename"
-							  " WHERE t.pubname = $1 ORDER BY 2, 3",
+	/* a built-in function: its relids, column lists and row filters */
+	if (SPI_execute_with_args("SELECT relid, attrs, qual"
+							  " FROM pg_catalog.pg_get_publication_tables($1)",
 							  1, types, values, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not list the tables of publication \"%s\"",
 			 config->publication);
@@ -292,37 +307,77 @@ publication_tables(const PgsStreamConfig *config)
 		HeapTuple	tuple = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		MemoryContext spi = MemoryContextSwitchTo(caller);
-		SnapshotTable *table = palloc0(sizeof(SnapshotTable));
+		SnapshotTable *table;
+		Relation	relation;
 		bool		isnull;
-		Datum		attnames;
+		Oid			relid;
+		Datum		attrs;
+		Datum		qual;
 
-		table->relid = DatumGetObjectId(SPI_getbinval(tuple, desc, 1, &isnull));
-		table->nspname = SPI_getvalue(tuple, desc, 2);
-		table->relname = SPI_getvalue(tuple, desc, 3);
-		attnames = SPI_getbinval(tuple, desc, 4, &isnull);
-		if (!isnull)
+		relid = DatumGetObjectId(SPI_getbinval(tuple, desc, 1, &isnull));
+		relation = try_relation_open(relid, AccessShareLock);
+		if (relation == NULL)
 		{
-			Datum	   *elems;
-			int			nelems;
-			int			e;
-
-			deconstruct_array(DatumGetArrayTypeP(attnames), TEXTOID, -1, false,
-							  TYPALIGN_INT, &elems, NULL, &nelems);
-			for (e = 0; e < nelems; e++)
-				table->columns = lappend(table->columns, TextDatumGetCString(elems[e]));
+			/* dropped since it was listed: it has no rows to send */
+			MemoryContextSwitchTo(spi);
+			continue;
 		}
-		table->rowfilter = SPI_getvalue(tuple, desc, 5);
-		MemoryContextSwitchTo(spi);
+		if (relation->rd_rel->relkind != RELKIND_RELATION &&
+			relation->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
+		{
+			ereport(LOG,
+					(errmsg("initial snapshot skips relation \"%s\", which is not a table",
+							RelationGetRelationName(relation))));
+			relation_close(relation, NoLock);
+			MemoryContextSwitchTo(spi);
+			continue;
+		}
+
+		table = palloc0(sizeof(SnapshotTable));
+		table->relid = relid;
+		table->relkind = relation->rd_rel->relkind;
+		table->nspname = get_namespace_name(RelationGetNamespace(relation));
+		table->relname = pstrdup(RelationGetRelationName(relation));
+		/* the lock is kept until the snapshot's transaction ends */
+		relation_close(relation, NoLock);
 
 		/* the extension's own table is never streamed */
 		if (strcmp(table->nspname, "pgoutput_stream") == 0 ||
 			!pgs_filter_keeps_table(&config->filter, table->nspname, table->relname))
+		{
+			MemoryContextSwitchTo(spi);
 			continue;
-		MemoryContextSwitchTo(caller);
+		}
+
+		attrs = SPI_getbinval(tuple, desc, 2, &isnull);
+		if (!isnull)
+		{
+			int2vector *attnums = (int2vector *) DatumGetPointer(attrs);
+			int			a;
+
+			for (a = 0; a < attnums->dim1; a++)
+				table->columns = bms_add_member(table->columns,
+												attnums->values[a]);
+		}
+		qual = SPI_getbinval(tuple, desc, 3, &isnull);
+		if (!isnull)
+			table->rowfilter = (Expr *) stringToNode(TextDatumGetCString(qual));
 		tables = lappend(tables, table);
 		MemoryContextSwitchTo(spi);
 	}
+	list_sort(tables, table_name_cmp);
 	return tables;
+}
+
+/* Order of the tables in the snapshot: by schema name, then table name */
+static int
+table_name_cmp(const ListCell *a, const ListCell *b)
+{
+	const SnapshotTable *ta = (const SnapshotTable *) lfirst(a);
+	const SnapshotTable *tb = (const SnapshotTable *) lfirst(b);
+	int			cmp = strcmp(ta->nspname, tb->nspname);
+
+	return cmp != 0 ? cmp : strcmp(ta->relname, tb->relname);
 }
 
 /*
@@ -330,32 +385,20 @@ publication_tables(const PgsStreamConfig *config)
  * order (no dropped or generated ones, only those of the column list),
  * replica identity columns as keys (all of them under REPLICA IDENTITY
  * FULL), then the stream's column filter.  See logicalrep_write_attrs().
+ * Also fills table->attnums, where each column is found in a row.
  *
- * NULL if the relation is no longer a table.  Its owner could have turned
- * it into a view in PostgreSQL 15 (CREATE RULE "_RETURN" on an empty
- * table), and reading a view runs the view's query, with functions of the
- * owner's choosing, as this superuser.  The lock taken here keeps it a
- * table until the snapshot's transaction ends.
+ * The key columns are read from the replica identity index's pg_index row
+ * (such an index has no expressions and no predicate), not with
+ * RelationGetIdentityKeyBitmap(), which is meant for decoding only.
  */
 static PgsRelation *
-describe_table(const SnapshotTable *table, const PgsFilterConfig *filter)
+describe_table(SnapshotTable *table, const PgsFilterConfig *filter)
 {
-	Relation	relation = relation_open(table->relid, AccessShareLock);
+	Relation	relation = relation_open(table->relid, NoLock);
 	TupleDesc	desc = RelationGetDescr(relation);
 	Bitmapset  *idattrs = NULL;
-	PgsRelation *rel;
+	PgsRelation *rel = palloc0(sizeof(PgsRelation));
 	int			i;
-
-	if (relation->rd_rel->relkind != RELKIND_RELATION &&
-		relation->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
-	{
-		ereport(LOG,
-				(errmsg("initial snapshot skips relation \"%s.%s\", which is not a table",
-						table->nspname, table->relname)));
-		relation_close(relation, NoLock);
-		return NULL;
-	}
-	rel = palloc0(sizeof(PgsRelation));
 
 	rel->relid = table->relid;
 	rel->nspname = pstrdup(table->nspname);
@@ -363,36 +406,47 @@ describe_table(const SnapshotTable *table, const PgsFilterConfig *filter)
 	rel->replident = relation->rd_rel->relreplident;
 	rel->attnames = palloc(sizeof(char *) * Max(desc->natts, 1));
 	rel->atttyps = palloc(sizeof(Oid) * Max(desc->natts, 1));
+	table->attnums = palloc(sizeof(AttrNumber) * Max(desc->natts, 1));
 	if (rel->replident != REPLICA_IDENTITY_FULL)
-		idattrs = RelationGetIdentityKeyBitmap(relation);
+	{
+		Oid			indexoid = RelationGetReplicaIndex(relation);
+
+		if (OidIsValid(indexoid))
+		{
+			HeapTuple	indextup = SearchSysCache1(INDEXRELID,
+												   ObjectIdGetDatum(indexoid));
+			Form_pg_index index;
+			int			k;
+
+			if (!HeapTupleIsValid(indextup))
+				elog(ERROR, "cache lookup failed for index %u", indexoid);
+			index = (Form_pg_index) GETSTRUCT(indextup);
+			for (k = 0; k < index->indnkeyatts; k++)
+				idattrs = bms_add_member(idattrs, index->indkey.values[k]);
+			ReleaseSysCache(indextup);
+		}
+	}
 
 	for (i = 0; i < desc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
 		char	   *name = NameStr(att->attname);
-		ListCell   *lc;
-		bool		listed = (table->columns == NIL);
 
 		if (att->attisdropped || att->attgenerated)
 			continue;
-		foreach(lc, table->columns)
-		{
-			if (strcmp((char *) lfirst(lc), name) == 0)
-				listed = true;
-		}
-		if (!listed ||
+		if ((table->columns != NULL && !bms_is_member(att->attnum, table->columns)) ||
 			!pgs_filter_keeps_column(filter, table->nspname, table->relname, name))
 			continue;
 
 		if (rel->replident == REPLICA_IDENTITY_FULL ||
-			bms_is_member(att->attnum - FirstLowInvalidHeapAttributeNumber, idattrs))
+			bms_is_member(att->attnum, idattrs))
 			rel->attkeys = bms_add_member(rel->attkeys, rel->natts);
 		rel->attnames[rel->natts] = pstrdup(name);
 		rel->atttyps[rel->natts] = att->atttypid;
+		table->attnums[rel->natts] = att->attnum;
 		rel->natts++;
 	}
 
-	/* the lock is kept until the snapshot's transaction ends */
 	relation_close(relation, NoLock);
 	return rel;
 }
@@ -400,18 +454,40 @@ describe_table(const SnapshotTable *table, const PgsFilterConfig *filter)
 /*
  * Send every row of table that the snapshot sees as a snapshot read,
  * preceded by the table's Relation event.  Returns the number of rows.
+ *
+ * The rows are read with a sequential scan of the table (of each of its
+ * partitions, for a partitioned table), not with a query.  Planning a
+ * query would run code of the table's owner as this superuser: the
+ * planner evaluates index and partition key expressions, partial index
+ * predicates, statistics expressions and, for constraint exclusion, CHECK
+ * constraints, and any of them may call a function the owner wrote (see
+ * "Trust boundary" in docs/reliability.md).  Here only three kinds of
+ * function run: the heap access method, the column types' output
+ * functions (as pgoutput calls them; only a superuser can create a type
+ * with output functions of its own), and the publication's row filter,
+ * which PostgreSQL allows to use only built-in immutable functions and
+ * operators.
  */
 static uint64
 copy_table(const SnapshotTable *table, const PgsRelation *rel,
 		   XLogRecPtr start_lsn, TimestampTz snapshot_time,
 		   const PgsSnapshotHooks *hooks)
 {
+	Relation	root = relation_open(table->relid, NoLock);
+	TupleDesc	rootdesc = RelationGetDescr(root);
 	MemoryContext batch_cxt;
-	MemoryContext old;
-	StringInfoData query;
-	Portal		portal;
+	EState	   *estate = CreateExecutorState();
+	ExprContext *econtext = GetPerTupleExprContext(estate);
+	ExprState  *filter = NULL;
+	TupleTableSlot *rootslot = NULL;
+	FmgrInfo   *outputs;
+	List	   *leaves;
+	ListCell   *lc;
 	PgsEvent	ev;
+	LogicalRepTupleData newtup;
 	uint64		rows = 0;
+	uint64		scanned = 0;
+	uint64		reported = 0;
 	int			i;
 
 	memset(&ev, 0, sizeof(ev));
@@ -422,49 +498,104 @@ copy_table(const SnapshotTable *table, const PgsRelation *rel,
 	ev.rel = unconstify(PgsRelation *, rel);
 	hooks->emit(&ev, hooks->emit_arg);
 
-	/* partitioned tables are read with their partitions, others alone */
-	initStringInfo(&query);
-	appendStringInfoString(&query, "SELECT ");
+	outputs = palloc(sizeof(FmgrInfo) * Max(rel->natts, 1));
 	for (i = 0; i < rel->natts; i++)
-		appendStringInfo(&query, "%s%s", i > 0 ? ", " : "",
-						 quote_identifier(rel->attnames[i]));
-	if (rel->natts == 0)
-		appendStringInfoString(&query, "NULL");
-	appendStringInfo(&query, " FROM %s%s",
-					 get_rel_relkind(table->relid) == RELKIND_PARTITIONED_TABLE ? "" : "ONLY ",
-					 quote_qualified_identifier(rel->nspname, rel->relname));
-	if (table->rowfilter != NULL)
-		appendStringInfo(&query, " WHERE %s", table->rowfilter);
+	{
+		Oid			typoutput;
+		bool		varlena;
 
-	portal = SPI_cursor_open_with_args(NULL, query.data, 0, NULL, NULL, NULL,
-									   true, 0);
+		getTypeOutputInfo(rel->atttyps[i], &typoutput, &varlena);
+		fmgr_info(typoutput, &outputs[i]);
+	}
+	if (table->rowfilter != NULL)
+	{
+		/* built-in immutable functions only: checked by CREATE PUBLICATION */
+		filter = ExecPrepareExpr(table->rowfilter, estate);
+		rootslot = MakeSingleTupleTableSlot(rootdesc, &TTSOpsVirtual);
+	}
+	newtup.ncols = rel->natts;
+	newtup.colvalues = palloc0(sizeof(StringInfoData) * Max(rel->natts, 1));
+	newtup.colstatus = palloc(sizeof(char) * Max(rel->natts, 1));
+
+	/* a partitioned table's rows are in its leaf partitions */
+	if (table->relkind == RELKIND_PARTITIONED_TABLE)
+		leaves = find_all_inheritors(table->relid, AccessShareLock, NULL);
+	else
+		leaves = list_make1_oid(table->relid);
+
 	batch_cxt = AllocSetContextCreate(CurrentMemoryContext,
 									  "pgoutput_stream snapshot batch",
 									  ALLOCSET_DEFAULT_SIZES);
-	for (;;)
+	foreach(lc, leaves)
 	{
-		uint64		n;
+		Relation	leaf = relation_open(lfirst_oid(lc), NoLock);
+		AttrMap    *map = NULL;
+		TableScanDesc scan;
+		TupleTableSlot *slot;
 
-		SPI_cursor_fetch(portal, true, SNAPSHOT_BATCH_ROWS);
-		if (SPI_processed == 0)
-			break;
-		old = MemoryContextSwitchTo(batch_cxt);
-		for (n = 0; n < SPI_processed; n++)
+		/* partitioned children hold no rows; foreign tables are not in WAL */
+		if (leaf->rd_rel->relkind != RELKIND_RELATION)
 		{
-			HeapTuple	tuple = SPI_tuptable->vals[n];
-			LogicalRepTupleData newtup;
+			relation_close(leaf, NoLock);
+			continue;
+		}
+		/* a partition's columns can be in another order than the root's */
+		if (RelationGetRelid(leaf) != table->relid)
+			map = pgs_build_attrmap_by_name(RelationGetDescr(leaf), rootdesc);
 
-			newtup.ncols = rel->natts;
-			newtup.colvalues = palloc0(sizeof(StringInfoData) * Max(rel->natts, 1));
-			newtup.colstatus = palloc(sizeof(char) * Max(rel->natts, 1));
+		slot = table_slot_create(leaf, NULL);
+		scan = table_beginscan(leaf, GetActiveSnapshot(), 0, NULL);
+		while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+		{
+			MemoryContext old;
+
+			CHECK_FOR_INTERRUPTS();
+			/* between batches: free the rows' text, report, maybe stop */
+			if (++scanned % SNAPSHOT_BATCH_ROWS == 0)
+			{
+				MemoryContextReset(batch_cxt);
+				set_progress(hooks->entry, -1, -1,
+							 hooks->entry->snapshot_rows + rows - reported);
+				reported = rows;
+				stop_if_requested(hooks);
+			}
+			slot_getallattrs(slot);
+
+			if (filter != NULL)
+			{
+				Datum		pass;
+				bool		isnull;
+
+				ResetExprContext(econtext);
+				ExecClearTuple(rootslot);
+				for (i = 0; i < rootdesc->natts; i++)
+				{
+					AttrNumber	from = map ? map->attnums[i] : i + 1;
+
+					rootslot->tts_isnull[i] = (from == 0) || slot->tts_isnull[from - 1];
+					rootslot->tts_values[i] = from == 0 ? (Datum) 0 : slot->tts_values[from - 1];
+				}
+				ExecStoreVirtualTuple(rootslot);
+				econtext->ecxt_scantuple = rootslot;
+				pass = ExecEvalExprSwitchContext(filter, econtext, &isnull);
+				if (isnull || !DatumGetBool(pass))
+					continue;
+			}
+
+			old = MemoryContextSwitchTo(batch_cxt);
 			for (i = 0; i < rel->natts; i++)
 			{
-				char	   *value = SPI_getvalue(tuple, SPI_tuptable->tupdesc, i + 1);
+				AttrNumber	attnum = table->attnums[i];
 
-				if (value == NULL)
+				if (map != NULL)
+					attnum = map->attnums[attnum - 1];
+				if (attnum == 0 || slot->tts_isnull[attnum - 1])
 					newtup.colstatus[i] = LOGICALREP_COLUMN_NULL;
 				else
 				{
+					char	   *value = OutputFunctionCall(&outputs[i],
+														   slot->tts_values[attnum - 1]);
+
 					newtup.colstatus[i] = LOGICALREP_COLUMN_TEXT;
 					newtup.colvalues[i].data = value;
 					newtup.colvalues[i].len = strlen(value);
@@ -481,17 +612,24 @@ copy_table(const SnapshotTable *table, const PgsRelation *rel,
 			ev.rel = unconstify(PgsRelation *, rel);
 			ev.newtup = &newtup;
 			hooks->emit(&ev, hooks->emit_arg);
+			MemoryContextSwitchTo(old);
 			rows++;
 		}
-		MemoryContextSwitchTo(old);
-		MemoryContextReset(batch_cxt);
-		SPI_freetuptable(SPI_tuptable);
-		set_progress(hooks->entry, -1, -1, hooks->entry->snapshot_rows + n);
-		CHECK_FOR_INTERRUPTS();
-		stop_if_requested(hooks);
+		table_endscan(scan);
+		ExecDropSingleTupleTableSlot(slot);
+		if (map != NULL)
+			free_attrmap(map);
+		relation_close(leaf, NoLock);
 	}
-	SPI_cursor_close(portal);
+	set_progress(hooks->entry, -1, -1,
+				 hooks->entry->snapshot_rows + rows - reported);
+	stop_if_requested(hooks);
+
 	MemoryContextDelete(batch_cxt);
+	if (rootslot != NULL)
+		ExecDropSingleTupleTableSlot(rootslot);
+	FreeExecutorState(estate);
+	relation_close(root, NoLock);
 	return rows;
 }
 

@@ -105,10 +105,11 @@ pgs_subject_append_token(StringInfo buf, const char *name)
 		return;
 	}
 
+	/* SQL_ASCII names are escaped byte for byte, as they are */
 	if (GetDatabaseEncoding() == PG_SQL_ASCII)
 		utf8 = name;
 	else
-		utf8 = pg_server_to_any(name, len, PG_UTF8);
+		utf8 = pgs_server_to_utf8(name, len, NULL);
 
 	/* Conversion may change the length; the result is NUL-terminated */
 	if (utf8 != name)

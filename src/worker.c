@@ -175,6 +175,10 @@ set_output_settings(void)
 	/* money prints per lc_monetary, reg* types schema-qualify per search_path */
 	SetConfigOption("lc_monetary", "C", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("search_path", "", PGC_SUSET, PGC_S_OVERRIDE);
+	/* a database owner's ALTER DATABASE SET must not stop the worker */
+	SetConfigOption("default_transaction_read_only", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("default_transaction_isolation", "read committed",
+					PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("client_encoding", GetDatabaseEncodingName(),
 					PGC_SUSET, PGC_S_OVERRIDE);
 }
@@ -908,6 +912,9 @@ pgoutput_stream_worker_main(Datum main_arg)
 											  PGS_BGWORKER_BYPASS_FLAGS);
 	set_output_settings();
 	restrict_security_context();
+	StartTransactionCommand();
+	pgs_server_to_utf8_prepare();
+	CommitTransactionCommand();
 
 	worker_cxt = AllocSetContextCreate(TopMemoryContext,
 									   "pgoutput_stream worker",
