@@ -40,6 +40,7 @@
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
@@ -220,6 +221,8 @@ pgoutput_stream_scanner_main(Datum main_arg pg_attribute_unused())
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(args.dboid, InvalidOid,
 											  PGS_BGWORKER_BYPASS_FLAGS);
+	/* as the workers: no name resolves outside pg_catalog (reliability.md) */
+	SetConfigOption("search_path", "", PGC_SUSET, PGC_S_OVERRIDE);
 
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
