@@ -56,6 +56,37 @@
 #      strings of their text form).  The text forms and the array_to_json()
 #      output without casts that the expectations are written from are
 #      checked against PostgreSQL first.
+#
+# Then how the initial snapshot reads the tables (the review of 54879cf).
+# Each trap gets a stream with snapshot => true (target log, format json)
+# followed by inserts of mallory's, and the checks of (a), (b) and (d): no
+# trace of the trap's function by the superuser or from a worker, no marker
+# file, every row delivered (per table, snapshot and streaming), the stream
+# still streaming on the worker that sent its snapshot, no last_error and
+# no error logged by a worker.  Each trap is then shown to be armed: the
+# SELECT that the snapshot used to run, planned in mallory's own session,
+# does run her function.
+#  1. planning a SELECT of a table runs its owner's IMMUTABLE functions:
+#     (a) an index expression, (b) a partial index predicate, (c) a
+#     statistics expression, (d) a partition key expression (the root
+#     published with publish_via_partition_root), (e) a CHECK constraint
+#     of a partition of a root published with a row filter
+#     (constraint_exclusion = partition, the default), (f) a CHECK
+#     constraint of a plain table with a row filter, in a database of
+#     mallory's where she set constraint_exclusion = on;
+#  2. while the worker waits for an earlier table (mallory holds a lock on
+#     it: the window a big table gives, made deterministic; the stream
+#     uses a slot made by hand under its slot name, because a new slot
+#     would wait for her transaction), she renames a published table and
+#     creates a view under its old name: the table is read, under its new
+#     name, and the view is not;
+#  3. in the same window she swaps the names of two columns under a row
+#     filter (an int column and one of her enum, which has an implicit
+#     cast to int): the filter applies to the column it was written for,
+#     and the cast never runs;
+#  7. a database of mallory's where she set default_transaction_read_only
+#     = on and default_transaction_isolation = serializable: the snapshot
+#     and the changes are delivered.
 
 use strict;
 use warnings;
@@ -198,10 +229,14 @@ SELECT rolsuper, rolcreaterole, rolcreatedb, rolreplication, rolbypassrls,
        (SELECT count(*) FROM pg_auth_members WHERE member = r.oid)
 FROM pg_roles r WHERE rolname = 'mallory'}), 'f|f|f|f|f|0', 'mallory has no privilege and no role');
 
-my $setup = <<"EOF";
--- leaves a trace of every call; as a superuser, also runs a program and
--- reads pg_hba.conf (returned, prefixed with PGS_LOOT)
-CREATE FUNCTION m.trace(what text) RETURNS text LANGUAGE plpgsql AS \$f\$
+# mallory's function $schema.trace(what): leaves a trace of every call; as
+# a superuser, also runs a program and reads pg_hba.conf (returned,
+# prefixed with PGS_LOOT)
+sub trace_function_sql
+{
+	my ($schema) = @_;
+	return <<"EOF";
+CREATE FUNCTION $schema.trace(what text) RETURNS text LANGUAGE plpgsql AS \$f\$
 DECLARE
   loot text := '';
 BEGIN
@@ -222,6 +257,10 @@ BEGIN
   RETURN loot;
 END
 \$f\$;
+EOF
+}
+
+my $setup = trace_function_sql('m') . <<"EOF";
 CREATE FUNCTION m.chk(v int) RETURNS boolean LANGUAGE plpgsql AS \$f\$
 BEGIN
   PERFORM m.trace('domain check');
@@ -837,6 +876,386 @@ foreach my $s (sort keys %streams)
 {
 	$node->safe_psql('postgres', "SELECT pgoutput_stream.drop_stream('$s')");
 }
+# =====================================================================
+# How the initial snapshot reads the tables (review of 54879cf)
+# =====================================================================
+# Each block: mallory's traps, a stream with snapshot => true (target log,
+# format json), then her inserts while it streams.  Then the traps are
+# shown to be armed: the query the snapshot used to run (a SELECT of the
+# table, with the row filter), planned or run in mallory's own session,
+# does run her function.
+
+# The trace lines since $offset, as [ kind, role, backend type, what ]
+my $trace_what_re =
+  qr/^\S+ \S+ \S+ \[\d+\] .*?LOG:  (PGS_USER_CODE_\w+) by (\S+) \(pid \d+, ([^,)]+)(?:, (.*))?\)$/;
+
+sub traces_since
+{
+	my ($offset) = @_;
+	return map { [ $_ =~ $trace_what_re ] } grep { $_ =~ $trace_what_re }
+	  split /\n/, slurp_file($node->logfile, $offset);
+}
+
+sub mallory_in_her_session
+{
+	my ($t) = @_;
+	return $t->[0] eq 'PGS_USER_CODE_RAN' && $t->[1] eq 'mallory' && $t->[2] eq 'client backend';
+}
+
+# (a), (b): none of the functions @whats (nor any other) ran as the
+# superuser or in a worker since $offset, and COPY ... TO PROGRAM never ran
+sub no_user_code_ran
+{
+	my ($offset, $label, @whats) = @_;
+	my @t = traces_since($offset);
+	foreach my $what (@whats)
+	{
+		my @bad = grep { ($_->[3] // '') eq $what && !mallory_in_her_session($_) } @t;
+		is(scalar(@bad), 0, "$label: \"$what\" ran only in mallory's own sessions (not as $superuser, not in a worker)")
+		  or diag(join("\n", map { join(' | ', map { $_ // '' } @$_) } @bad[ 0 .. ($#bad > 4 ? 4 : $#bad) ]));
+	}
+	my @bad = grep { !mallory_in_her_session($_) } @t;
+	is(scalar(@bad), 0, "$label: no user function ran as $superuser or in a worker")
+	  or diag(join("\n", map { join(' | ', map { $_ // '' } @$_) } @bad[ 0 .. ($#bad > 4 ? 4 : $#bad) ]));
+	ok(!-e $marker, "$label: COPY ... TO PROGRAM never ran (no marker file)");
+}
+
+# The traps are armed: each of @whats ran in mallory's session since $offset
+sub traps_armed
+{
+	my ($offset, $label, @whats) = @_;
+	my @t = traces_since($offset);
+	foreach my $what (@whats)
+	{
+		ok((grep { ($_->[3] // '') eq $what && mallory_in_her_session($_) } @t),
+			"$label: the old snapshot query, in mallory's session, does run \"$what\"");
+	}
+}
+
+# The stream_status row of $s in database $db
+sub stream_row
+{
+	my ($db, $s) = @_;
+	my $out = $node->safe_psql($db,
+		"SELECT state, coalesce(snapshot, ''), coalesce(pid::text, ''), coalesce(last_error, '')
+		 FROM pgoutput_stream.stream_status WHERE name = '$s'",
+		extra_params => [ '-F', "\x1f" ]);
+	my %r;
+	@r{qw(state snapshot pid last_error)} = map { $_ // '' } split /\x1f/, $out, -1;
+	return \%r;
+}
+
+# Wait until $s sent its snapshot and streams, or has an error; its pid
+# then (undef after an error)
+sub wait_snapshot_done
+{
+	my ($db, $s) = @_;
+	my ($pid, $r);
+	pgs_wait_until(
+		sub {
+			$r = stream_row($db, $s);
+			$pid = $r->{pid} if $r->{state} eq 'streaming' && $r->{snapshot} eq 'done' && $r->{pid} ne '';
+			return defined $pid || $r->{last_error} ne '';
+		},
+		"$s: snapshot done, or an error", 60);
+	note("$s: $r->{state}, snapshot $r->{snapshot}, last_error: $r->{last_error}");
+	return $pid;
+}
+
+# Wait until $s confirmed everything written so far, or has an error
+sub wait_delivered_or_error
+{
+	my ($db, $s) = @_;
+	my $lsn = $node->safe_psql($db, 'SELECT pg_current_wal_lsn()');
+	return pgs_wait_until(
+		sub {
+			$node->safe_psql($db, "SELECT confirmed_lsn >= '$lsn' OR last_error IS NOT NULL
+				FROM pgoutput_stream.stream_status WHERE name = '$s'") eq 't';
+		},
+		"$s: delivered up to $lsn, or an error", 60);
+}
+
+# (d): still streaming on the worker that sent the snapshot, no last_error
+sub stream_still_fine
+{
+	my ($db, $s, $pid, $label) = @_;
+	my $r = stream_row($db, $s);
+	is($r->{state}, 'streaming', "$label: $s is streaming");
+	is($r->{snapshot}, 'done', "$label: $s sent its snapshot");
+	is($r->{last_error}, '', "$label: $s has no last_error");
+	ok(defined $pid && $r->{pid} eq $pid,
+		"$label: $s still runs on the worker that sent the snapshot (pid " . ($pid // 'none') . ", now "
+		  . ($r->{pid} || 'none') . ')');
+}
+
+# Insert events of $s since $offset: "schema.table snapshot|insert" => ids
+sub delivered_ids
+{
+	my ($offset, $s) = @_;
+	my %r;
+	foreach my $ev (pgs_events($node, $offset, stream => $s, kind => 'insert'))
+	{
+		my $ins = eval { pgs_json($ev)->{Insert} } or next;
+		push @{ $r{"$ins->{schema}.$ins->{table} " . ($ins->{snapshot} ? 'snapshot' : 'insert')} },
+		  $ins->{new_tuple}{id};
+	}
+	return { map { $_ => join(',', sort { $a <=> $b } @{ $r{$_} }) } keys %r };
+}
+
+# Since $offset, no background process logged an error, and worker $pid
+# did not exit (the workers of the streams dropped before may)
+sub no_worker_errors
+{
+	my ($offset, $label, $pid) = @_;
+	$pid //= 'none';
+	my @errors = grep { /^\S+ \S+ \S+ \[\d+\] ERROR:/ || /background worker "pgoutput_stream worker" \(PID \Q$pid\E\) exited/ }
+	  split /\n/, slurp_file($node->logfile, $offset);
+	is(scalar(@errors), 0, "$label: no worker logged an error, the stream's worker did not exit")
+	  or diag(join("\n", @errors[ 0 .. ($#errors > 4 ? 4 : $#errors) ]));
+}
+
+sub run_as_mallory
+{
+	my ($db, $sql) = @_;
+	return $node->safe_psql($db, $sql, extra_params => [ '-U', 'mallory' ]);
+}
+
+# mallory's IMMUTABLE function $schema.f(what), which calls $trace.trace
+sub f_sql
+{
+	my ($schema, $trace) = @_;
+	return qq{
+CREATE FUNCTION $schema.f(what text) RETURNS int LANGUAGE plpgsql IMMUTABLE AS \$f\$
+BEGIN
+  PERFORM $trace.trace(what);
+  RETURN 0;
+END
+\$f\$;
+};
+}
+
+# ---------------------------------------------------------------------
+# 1 (a)-(e): planning a SELECT of a table runs the owner's IMMUTABLE
+# functions: index expressions, partial index predicates, statistics
+# expressions, partition key expressions, and (constraint_exclusion =
+# partition, the default) CHECK constraints of the partitions of a root
+# published with a row filter
+# ---------------------------------------------------------------------
+my %plan_what = (
+	't_idx'  => 'index expression',
+	't_pred' => 'partial index predicate',
+	't_stat' => 'statistics expression',
+	't_part' => 'partition key',
+	'p'      => 'check constraint of a partition');
+$node->safe_psql('postgres', 'CREATE SCHEMA mp AUTHORIZATION mallory');
+run_as_mallory('postgres', f_sql('mp', 'm') . q{
+CREATE TABLE mp.t_idx (id int PRIMARY KEY, a int);
+CREATE INDEX ON mp.t_idx ((a + mp.f('index expression')));
+CREATE TABLE mp.t_pred (id int PRIMARY KEY, a int);
+CREATE INDEX ON mp.t_pred (a) WHERE a > mp.f('partial index predicate');
+CREATE TABLE mp.t_stat (id int PRIMARY KEY, a int);
+CREATE STATISTICS mp.t_stat_x ON (a + mp.f('statistics expression')) FROM mp.t_stat;
+CREATE TABLE mp.t_part (id int, a int) PARTITION BY RANGE ((a + mp.f('partition key')));
+CREATE TABLE mp.t_part_1 PARTITION OF mp.t_part FOR VALUES FROM (MINVALUE) TO (MAXVALUE);
+CREATE TABLE mp.p (id int, a int) PARTITION BY LIST (id);
+CREATE TABLE mp.p_1 PARTITION OF mp.p FOR VALUES IN (1, 2, 3, 4);
+ALTER TABLE mp.p_1 ADD CONSTRAINT p_1_a CHECK (a < 1000 + mp.f('check constraint of a partition'));
+INSERT INTO mp.t_idx VALUES (1, 10), (2, 20), (3, 30);
+INSERT INTO mp.t_pred VALUES (1, 10), (2, 20), (3, 30);
+INSERT INTO mp.t_stat VALUES (1, 10), (2, 20), (3, 30);
+INSERT INTO mp.t_part VALUES (1, 10), (2, 20), (3, 30);
+-- 3 does not pass the publication's row filter
+INSERT INTO mp.p VALUES (1, 10), (2, 20), (3, -30);
+});
+is($node->safe_psql('postgres', 'SHOW constraint_exclusion'), 'partition',
+	'(1e) constraint_exclusion is the default, partition');
+$node->safe_psql('postgres', q{
+CREATE PUBLICATION tb_plan FOR TABLE mp.t_idx, mp.t_pred, mp.t_stat, mp.t_part, mp.p WHERE (a > 0)
+  WITH (publish_via_partition_root = true);
+});
+my $offset_plan = pgs_log_offset($node);
+$node->safe_psql('postgres', "SELECT pgoutput_stream.create_stream('s_plan', 'tb_plan', snapshot => true)");
+my $pid_plan = wait_snapshot_done('postgres', 's_plan');
+run_as_mallory('postgres', join('', map { "INSERT INTO mp.$_ VALUES (4, 40);\n" } sort keys %plan_what));
+wait_delivered_or_error('postgres', 's_plan');
+
+no_user_code_ran($offset_plan, '(1a-e) s_plan', map { $plan_what{$_} } sort keys %plan_what);
+is_deeply(delivered_ids($offset_plan, 's_plan'),
+	{ map { ("mp.$_ snapshot" => ($_ eq 'p' ? '1,2' : '1,2,3'), "mp.$_ insert" => '4') } keys %plan_what },
+	'(1a-e) s_plan: every row arrived, per table, in the snapshot and streaming (partitioned tables as their root, the row filter applied)');
+stream_still_fine('postgres', 's_plan', $pid_plan, '(1a-e)');
+no_worker_errors($offset_plan, '(1a-e)', $pid_plan);
+
+my $offset_armed = pgs_log_offset($node);
+run_as_mallory('postgres', join('', map {
+	"EXPLAIN SELECT id, a FROM " . ($_ =~ /^t_(idx|pred|stat)$/ ? 'ONLY ' : '') . "mp.$_"
+	  . ($_ eq 'p' ? ' WHERE (a > 0)' : '') . ";\n"
+} sort keys %plan_what));
+traps_armed($offset_armed, '(1a-e)', map { $plan_what{$_} } sort keys %plan_what);
+
+# ---------------------------------------------------------------------
+# 2 and 3: names looked up again after the tables were listed.  While the
+# worker waits for an earlier table (mallory holds a lock on it; a big
+# table would give the same window), mallory renames a published table
+# and creates a view with its old name (2), and swaps the names of the
+# columns under a row filter, so that the filter, parsed again, would
+# call her implicit cast (3)
+# ---------------------------------------------------------------------
+# (The lock is taken in ACCESS EXCLUSIVE mode, which gives the locking
+# transaction an xid: a new slot would wait for that transaction to end.
+# So the stream's slot is made by hand before, under the stream's slot
+# name, which the worker uses as it is, docs/snapshot.md.)
+$node->safe_psql('postgres', 'CREATE SCHEMA mr AUTHORIZATION mallory');
+run_as_mallory('postgres', f_sql('mr', 'm') . q{
+CREATE TYPE mr.e AS ENUM ('x');
+CREATE FUNCTION mr.e_int(mr.e) RETURNS int LANGUAGE plpgsql AS $f$
+BEGIN
+  PERFORM m.trace('implicit cast in a row filter');
+  RETURN 0;
+END
+$f$;
+CREATE CAST (mr.e AS int) WITH FUNCTION mr.e_int(mr.e) AS IMPLICIT;
+CREATE TABLE mr.a_first (id int PRIMARY KEY);
+CREATE TABLE mr.rf (id int PRIMARY KEY, a int, b mr.e);
+ALTER TABLE mr.rf REPLICA IDENTITY FULL;
+CREATE TABLE mr.z_tgt (id int PRIMARY KEY, a int);
+INSERT INTO mr.a_first VALUES (1), (2);
+-- 2 does not pass the row filter
+INSERT INTO mr.rf VALUES (1, 10, 'x'), (2, 1, 'x');
+INSERT INTO mr.z_tgt VALUES (1, 1), (2, 2);
+});
+$node->safe_psql('postgres', q{
+CREATE PUBLICATION tb_race FOR TABLE mr.a_first, mr.rf WHERE (a > 5), mr.z_tgt;
+SELECT pgoutput_stream.create_stream('s_race', 'tb_race', start => false, snapshot => true);
+SELECT pg_create_logical_replication_slot('pgs_s_race', 'pgoutput');
+});
+is($node->safe_psql('postgres', q{SELECT string_agg(tablename, ',' ORDER BY tablename)
+	FROM pg_publication_tables WHERE pubname = 'tb_race'}), 'a_first,rf,z_tgt',
+	'(2, 3) the snapshot reads mr.a_first first');
+my $offset_race = pgs_log_offset($node);
+my $locker = $node->background_psql('postgres', extra_params => [ '-U', 'mallory' ]);
+$locker->query_safe('BEGIN');
+$locker->query_safe('LOCK TABLE mr.a_first IN ACCESS EXCLUSIVE MODE');
+$node->safe_psql('postgres', "SELECT pgoutput_stream.start_stream('s_race')");
+# the locks of a worker (s_race's: no other reads schema mr) on mallory's tables
+my $race_locks_sql = q{SELECT coalesce(string_agg(c.relname || ':' || l.granted, ',' ORDER BY c.relname), '')
+	FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_stat_activity a ON a.pid = l.pid
+	WHERE a.backend_type = 'pgoutput_stream worker' AND c.relnamespace = 'mr'::regnamespace};
+my $race_locks;
+ok( pgs_wait_until(
+		sub {
+			$race_locks = $node->safe_psql('postgres', $race_locks_sql);
+			return $race_locks =~ /\ba_first:false\b/ || stream_row('postgres', 's_race')->{last_error} ne '';
+		},
+		'the s_race worker waits for mr.a_first', 60),
+	'(2, 3) the s_race worker waits for its lock on mr.a_first');
+is($race_locks, 'a_first:false', '(2, 3) and holds no lock on mr.rf or mr.z_tgt yet');
+if ($race_locks eq 'a_first:false')
+{
+	run_as_mallory('postgres', q{
+ALTER TABLE mr.z_tgt RENAME TO z_old;
+CREATE VIEW mr.z_tgt AS SELECT id, a + mr.f('view under the old name of a renamed table') AS a FROM mr.z_old;
+ALTER TABLE mr.rf RENAME COLUMN a TO a_old;
+ALTER TABLE mr.rf RENAME COLUMN b TO a;
+});
+}
+$locker->query_safe('COMMIT');
+$locker->quit;
+my $pid_race = wait_snapshot_done('postgres', 's_race');
+run_as_mallory('postgres', q{
+INSERT INTO mr.a_first VALUES (3);
+-- 4 does not pass the row filter (a_old > 5)
+INSERT INTO mr.rf VALUES (3, 30, 'x'), (4, 2, 'x');
+INSERT INTO mr.z_old VALUES (3, 3);
+});
+wait_delivered_or_error('postgres', 's_race');
+
+no_user_code_ran($offset_race, '(2, 3) s_race', 'view under the old name of a renamed table',
+	'implicit cast in a row filter');
+is_deeply(delivered_ids($offset_race, 's_race'),
+	{ 'mr.a_first snapshot' => '1,2', 'mr.a_first insert' => '3',
+	  'mr.rf snapshot' => '1', 'mr.rf insert' => '3',
+	  'mr.z_old snapshot' => '1,2', 'mr.z_old insert' => '3' },
+	'(2, 3) s_race: every row arrived: the renamed table under its new name (not the view), the row filter on the column it was written for');
+my ($rf_snap) = grep { $_->{payload} =~ /"snapshot":true/ } pgs_events($node, $offset_race, stream => 's_race', table => 'rf');
+is($rf_snap ? $canon->encode(pgs_json($rf_snap)->{Insert}{new_tuple}) : 'none', '{"a":"x","a_old":10,"id":1}',
+	'(3) s_race: the snapshot row of mr.rf, with its columns as renamed');
+stream_still_fine('postgres', 's_race', $pid_race, '(2, 3)');
+no_worker_errors($offset_race, '(2, 3)', $pid_race);
+
+$offset_armed = pgs_log_offset($node);
+run_as_mallory('postgres', q{
+EXPLAIN SELECT id, a FROM ONLY mr.z_tgt;
+SELECT count(*) FROM ONLY mr.rf WHERE (a > 5);
+});
+traps_armed($offset_armed, '(2, 3)', 'view under the old name of a renamed table', 'implicit cast in a row filter');
+
+# ---------------------------------------------------------------------
+# 1 (f): a database whose owner (mallory) set constraint_exclusion = on:
+# planning checks the CHECK constraints of a plain table too
+# ---------------------------------------------------------------------
+$node->safe_psql('postgres', 'CREATE DATABASE tb_ce OWNER mallory');
+$node->safe_psql('tb_ce', 'CREATE EXTENSION pgoutput_stream');
+run_as_mallory('tb_ce', 'CREATE SCHEMA mp;' . trace_function_sql('mp') . f_sql('mp', 'mp') . q{
+CREATE TABLE mp.plain (id int PRIMARY KEY, a int CHECK (a < 1000 + mp.f('check constraint, constraint_exclusion on')));
+-- 3 does not pass the row filter
+INSERT INTO mp.plain VALUES (1, 10), (2, 20), (3, -30);
+ALTER DATABASE tb_ce SET constraint_exclusion = on;
+});
+is($node->safe_psql('tb_ce', 'SHOW constraint_exclusion'), 'on', '(1f) constraint_exclusion is on in database tb_ce');
+$node->safe_psql('tb_ce', 'CREATE PUBLICATION tb_ce_pub FOR TABLE mp.plain WHERE (a > 0)');
+my $offset_ce = pgs_log_offset($node);
+$node->safe_psql('tb_ce', "SELECT pgoutput_stream.create_stream('s_ce', 'tb_ce_pub', snapshot => true)");
+my $pid_ce = wait_snapshot_done('tb_ce', 's_ce');
+run_as_mallory('tb_ce', 'INSERT INTO mp.plain VALUES (4, 40)');
+wait_delivered_or_error('tb_ce', 's_ce');
+
+no_user_code_ran($offset_ce, '(1f) s_ce', 'check constraint, constraint_exclusion on');
+is_deeply(delivered_ids($offset_ce, 's_ce'), { 'mp.plain snapshot' => '1,2', 'mp.plain insert' => '4' },
+	'(1f) s_ce: every row arrived');
+stream_still_fine('tb_ce', 's_ce', $pid_ce, '(1f)');
+no_worker_errors($offset_ce, '(1f)', $pid_ce);
+
+$offset_armed = pgs_log_offset($node);
+run_as_mallory('tb_ce', 'EXPLAIN SELECT id, a FROM ONLY mp.plain WHERE (a > 0)');
+traps_armed($offset_armed, '(1f)', 'check constraint, constraint_exclusion on');
+
+# ---------------------------------------------------------------------
+# 7: a database whose owner (mallory) made transactions read-only and
+# serializable by default
+# ---------------------------------------------------------------------
+$node->safe_psql('postgres', 'CREATE DATABASE tb_ro OWNER mallory');
+$node->safe_psql('tb_ro', 'CREATE EXTENSION pgoutput_stream');
+run_as_mallory('tb_ro', q{
+CREATE SCHEMA mp;
+CREATE TABLE mp.t (id int PRIMARY KEY, v text);
+INSERT INTO mp.t VALUES (1, 'one'), (2, 'two'), (3, 'three');
+ALTER DATABASE tb_ro SET default_transaction_read_only = on;
+ALTER DATABASE tb_ro SET default_transaction_isolation = 'serializable';
+});
+is($node->safe_psql('tb_ro', 'SHOW default_transaction_read_only; SHOW default_transaction_isolation'),
+	"on\nserializable", '(7) transactions are read-only and serializable by default in database tb_ro');
+# (the superuser's sessions set them back for themselves)
+my $rw = "SET default_transaction_read_only = off;\nSET default_transaction_isolation = 'read committed';\n";
+$node->safe_psql('tb_ro', $rw . 'CREATE PUBLICATION tb_ro_pub FOR TABLE mp.t');
+my $offset_ro = pgs_log_offset($node);
+$node->safe_psql('tb_ro', $rw . "SELECT pgoutput_stream.create_stream('s_ro', 'tb_ro_pub', snapshot => true)");
+my $pid_ro = wait_snapshot_done('tb_ro', 's_ro');
+run_as_mallory('tb_ro', "SET default_transaction_read_only = off;\nINSERT INTO mp.t VALUES (4, 'four')");
+wait_delivered_or_error('tb_ro', 's_ro');
+
+is_deeply(delivered_ids($offset_ro, 's_ro'), { 'mp.t snapshot' => '1,2,3', 'mp.t insert' => '4' },
+	'(7) s_ro: every row arrived');
+stream_still_fine('tb_ro', 's_ro', $pid_ro, '(7)');
+no_worker_errors($offset_ro, '(7)', $pid_ro);
+
+$node->safe_psql('postgres', q{
+SELECT pgoutput_stream.drop_stream('s_plan');
+SELECT pgoutput_stream.drop_stream('s_race');
+});
+$node->safe_psql('tb_ce', "SELECT pgoutput_stream.drop_stream('s_ce')");
+$node->safe_psql('tb_ro', $rw . "SELECT pgoutput_stream.drop_stream('s_ro')");
+
 $node->stop;
 $nats->stop;
 $fake->stop;
