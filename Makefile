@@ -19,6 +19,7 @@ OBJS = \
 	src/subject.o \
 	src/sink_log.o \
 	src/stream_config.o \
+	src/secrets.o \
 	src/sql_api.o \
 	src/peek.o \
 	src/wakeup.o \

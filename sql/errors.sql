@@ -66,6 +66,39 @@ SELECT try($$SELECT pgoutput_stream.create_stream('err_x', 'err_pub', options =>
 SELECT try($$SELECT pgoutput_stream.create_stream('err_x', 'err_pub', options => '{"nats_max_age": -5}')$$);
 SELECT try($$SELECT pgoutput_stream.create_stream('err_x', 'err_pub', options => '{"nats_url": "nats://a b"}')$$);
 SELECT try($$SELECT pgoutput_stream.create_stream('err_x', 'err_pub', options => '{"nats_url": {"host": "x"}}')$$);
+-- URL options: what is refused, with the detail, and how the value is
+-- shown (user information, a port that is not a number and a query as
+-- ***); an accepted value is rolled back
+CREATE FUNCTION try_url(opt text, url text) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+	detail text;
+BEGIN
+	PERFORM pgoutput_stream.create_stream('err_x', 'err_pub', start => false,
+		options => jsonb_build_object(opt, url));
+	RAISE EXCEPTION 'accepted';
+EXCEPTION WHEN OTHERS THEN
+	IF SQLSTATE = 'P0001' THEN
+		RETURN 'accepted';
+	END IF;
+	GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL;
+	RETURN SQLSTATE || ': ' || SQLERRM || ' / ' || detail;
+END
+$$;
+SELECT try_url('nats_url', 'nats://user:pw@127.0.0.1:4222,tls://[::1]:4222,localhost');
+SELECT try_url('nats_url', 'nats://user:secret');
+SELECT try_url('nats_url', 'nats://user:secret@host:42x');
+SELECT try_url('nats_url', 'nats://host:4222?token=secret');
+SELECT try_url('nats_url', 'nats://host:70000');
+SELECT try_url('nats_url', 'nats://token@host:1 2');
+SELECT try_url('feldera_url', 'https://user:pw@feldera.example:8443/base');
+SELECT try_url('feldera_url', 'feldera.example:8080');
+SELECT try_url('feldera_url', 'ftp://user:pw@host');
+SELECT try_url('feldera_url', 'http://:8080');
+SELECT try_url('feldera_url', 'http://user@x:pw@host');
+SELECT try_url('feldera_url', 'http://host/x#frag');
+SELECT try_url('feldera_url', 'http://user:secret');
+DROP FUNCTION try_url(text, text);
 SELECT try($$SELECT pgoutput_stream.create_stream('err_x', 'err_pub', targets => '{nats,log,nats}')$$);
 SELECT try($$SELECT pgoutput_stream.create_stream('err_x', 'err_pub', targets => '{feldera}')$$);
 SELECT try($$SELECT pgoutput_stream.create_stream('err_x', 'err_pub', targets => '{feldera}', options => '{"feldera_pipeline": ""}')$$);

@@ -60,10 +60,18 @@
 #include "utils/timestamp.h"
 
 #include "guc.h"
+#include "secrets.h"
 #include "sink.h"
 #include "worker.h"
 
 #define PGS_FELDERA_MAX_RESPONSE	65536
+
+/* Most bytes of Feldera's message, and field names, in stream_status */
+#define PGS_FELDERA_SHOWN_MESSAGE	200
+#define PGS_FELDERA_SHOWN_FIELDS	5
+
+/* Most bytes of an answer that is not Feldera's JSON, in the server log */
+#define PGS_FELDERA_LOGGED_BODY		2000
 
 /* Rows of the current transaction for one Feldera table */
 typedef struct FelderaBatch
@@ -77,7 +85,7 @@ typedef struct FelderaBatch
 typedef struct PgsFelderaSink
 {
 	PgsSink		base;
-	char	   *base_url;		/* without trailing "/" */
+	char	   *base_url;		/* without trailing "/" nor user information */
 	char	   *pipeline_escaped;
 
 	CURLM	   *multi;
@@ -237,38 +245,64 @@ check_table_names(const PgsStreamConfig *config)
 						"Map one of the tables to another name with the stream option feldera_table_map, or use feldera_table_names.");
 }
 
-/* Pull the JSON string member key out of the response body, or NULL */
-static char *
-response_member(PgsFelderaSink *sink, const char *key)
+/* The response body as jsonb, or NULL if it is not JSON */
+static Jsonb *
+response_json(PgsFelderaSink *sink)
 {
-	char	   *volatile result = NULL;
+	Jsonb	   *volatile result = NULL;
 	MemoryContext cxt = CurrentMemoryContext;
 
 	if (sink->response == NULL)
 		return NULL;
 	PG_TRY();
 	{
-		Datum		json = DirectFunctionCall1(jsonb_in, CStringGetDatum(sink->response));
-		Jsonb	   *jb = DatumGetJsonbP(json);
-		JsonbValue	k;
-		JsonbValue *v;
-
-		k.type = jbvString;
-		k.val.string.val = unconstify(char *, key);
-		k.val.string.len = strlen(key);
-		if (JB_ROOT_IS_OBJECT(jb) &&
-			(v = findJsonbValueFromContainer(&jb->root, JB_FOBJECT, &k)) != NULL &&
-			v->type == jbvString)
-			result = pnstrdup(v->val.string.val, v->val.string.len);
+		result = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+													CStringGetDatum(sink->response)));
 	}
 	PG_CATCH();
 	{
-		/* not JSON: the caller shows the raw body */
+		/* not JSON */
 		MemoryContextSwitchTo(cxt);
 		FlushErrorState();
 	}
 	PG_END_TRY();
 	return result;
+}
+
+/* The value of member key of the JSON object in container, or NULL */
+static JsonbValue *
+object_member(JsonbContainer *container, const char *key)
+{
+	JsonbValue	k;
+
+	if (!JsonContainerIsObject(container))
+		return NULL;
+	k.type = jbvString;
+	k.val.string.val = unconstify(char *, key);
+	k.val.string.len = strlen(key);
+	return findJsonbValueFromContainer(container, JB_FOBJECT, &k);
+}
+
+/* The JSON string member key of an object, or NULL */
+static char *
+string_member(JsonbContainer *container, const char *key)
+{
+	JsonbValue *v = object_member(container, key);
+
+	if (v == NULL || v->type != jbvString)
+		return NULL;
+	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
+/* Pull the JSON string member key out of the response body, or NULL */
+static char *
+response_member(PgsFelderaSink *sink, const char *key)
+{
+	Jsonb	   *jb = response_json(sink);
+
+	if (jb == NULL)
+		return NULL;
+	return string_member(&jb->root, key);
 }
 
 /*
@@ -334,21 +368,128 @@ retryable(long status)
 	return status == 0 || status == 429 || status >= 500;
 }
 
+/*
+ * The names of the fields in a ParseErrors answer's details
+ * ({"errors": [{"field": ..., ...}], ...}), as ' in field "a"' or ' in
+ * fields "a", "b"', or "" if it names none.  Field names are column names,
+ * not values.
+ */
 static char *
-describe_failure(PgsFelderaSink *sink, long status, const char *what)
+failed_fields(JsonbContainer *root)
 {
-	char	   *code;
-	char	   *message;
+	JsonbValue *details = object_member(root, "details");
+	JsonbValue *errors;
+	List	   *names = NIL;
+	StringInfoData buf;
+	ListCell   *lc;
+	int			i;
+	int			n;
 
+	if (details == NULL || details->type != jbvBinary ||
+		(errors = object_member(details->val.binary.data, "errors")) == NULL ||
+		errors->type != jbvBinary || !JsonContainerIsArray(errors->val.binary.data))
+		return "";
+	n = JsonContainerSize(errors->val.binary.data);
+	for (i = 0; i < n && list_length(names) < PGS_FELDERA_SHOWN_FIELDS; i++)
+	{
+		JsonbValue *error = getIthJsonbValueFromContainer(errors->val.binary.data, i);
+		char	   *field;
+		bool		seen = false;
+
+		if (error == NULL || error->type != jbvBinary ||
+			(field = string_member(error->val.binary.data, "field")) == NULL)
+			continue;
+		foreach(lc, names)
+			seen = seen || strcmp((char *) lfirst(lc), field) == 0;
+		if (!seen)
+			names = lappend(names, field);
+	}
+	if (names == NIL)
+		return "";
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, list_length(names) == 1 ? " in field " : " in fields ");
+	foreach(lc, names)
+		appendStringInfo(&buf, "%s\"%s\"", foreach_current_index(lc) > 0 ? ", " : "",
+						 (char *) lfirst(lc));
+	return buf.data;
+}
+
+/*
+ * Describe a failed request in two parts.
+ *
+ * *summary is for stream_status.last_error (which monitoring roles read,
+ * and they may not read the tables) and the log line: a transport error,
+ * or the HTTP status, Feldera's error_code and the first line of its
+ * message, cut to PGS_FELDERA_SHOWN_MESSAGE bytes, with the names of the
+ * fields of a ParseErrors.  It never holds row values: Feldera's
+ * ParseErrors message goes on with one line per error that quotes the
+ * value ("invalid type: string \"...\"") and the whole event ("Invalid
+ * fragment: '...'"), and an answer that is not Feldera's JSON could echo
+ * anything, so neither is in the summary.
+ *
+ * *answer is the rest, for the server log only (superusers): Feldera's
+ * whole message, or the body of an answer that is not Feldera's JSON; NULL
+ * when the summary has it all.
+ */
+static void
+describe_failure(PgsFelderaSink *sink, long status, const char *what,
+				 char **summary, char **answer)
+{
+	Jsonb	   *jb;
+	char	   *code = NULL;
+	char	   *message = NULL;
+	size_t		line_len;
+	int			clip_len;
+	int			shown_len;
+	const char *fields;
+
+	*answer = NULL;
 	if (status == 0)
-		return psprintf("%s: %s", what, sink->errbuf);
-	code = response_member(sink, "error_code");
-	message = response_member(sink, "message");
-	if (code != NULL || message != NULL)
-		return psprintf("%s: HTTP %ld %s: %s", what, status,
-						code ? code : "", message ? message : "");
-	return psprintf("%s: HTTP %ld%s%s", what, status,
-					sink->response ? ": " : "", sink->response ? sink->response : "");
+	{
+		/* libcurl's text may quote the URL; it has no user information */
+		const PgsStreamConfig *config = sink->base.config;
+		char	   *text = pgs_redact_text(sink->errbuf,
+										   config->feldera.url ? config->feldera.url : pgs_feldera_url);
+
+		*summary = psprintf("%s: %s", what, text);
+		return;
+	}
+
+	jb = response_json(sink);
+	if (jb != NULL)
+	{
+		code = string_member(&jb->root, "error_code");
+		message = string_member(&jb->root, "message");
+	}
+	if (code == NULL && message == NULL)
+	{
+		if (sink->response == NULL || sink->response_len == 0)
+			*summary = psprintf("%s: HTTP %ld", what, status);
+		else
+		{
+			*summary = psprintf("%s: HTTP %ld with an answer that is not a Feldera error",
+								what, status);
+			*answer = pnstrdup(sink->response,
+							   pg_mbcliplen(sink->response, (int) sink->response_len,
+											PGS_FELDERA_LOGGED_BODY));
+		}
+		return;
+	}
+
+	if (message == NULL)
+		message = "";
+	line_len = strcspn(message, "\r\n");
+	clip_len = pg_mbcliplen(message, (int) line_len, PGS_FELDERA_SHOWN_MESSAGE);
+	fields = failed_fields(&jb->root);
+	/* "Errors parsing input data (1 errors):" announces the lines cut off */
+	shown_len = clip_len;
+	if (fields[0] != '\0' && shown_len == (int) line_len && shown_len > 0 &&
+		message[shown_len - 1] == ':')
+		shown_len--;
+	*summary = psprintf("%s: HTTP %ld %s: %.*s%s", what, status, code ? code : "",
+						shown_len, message, fields);
+	if ((size_t) clip_len < line_len || message[line_len] != '\0')
+		*answer = message;
 }
 
 /*
@@ -366,6 +507,7 @@ send_with_retry(PgsFelderaSink *sink, const char *url, const char *body,
 	{
 		long		status;
 		char	   *reason;
+		char	   *answer;
 
 		curl_easy_setopt(sink->easy, CURLOPT_URL, url);
 		if (body != NULL)
@@ -383,15 +525,25 @@ send_with_retry(PgsFelderaSink *sink, const char *url, const char *body,
 				pgs_worker_report_streaming();
 			return status;
 		}
-		reason = describe_failure(sink, status, what);
+		describe_failure(sink, status, what, &reason, &answer);
 		if (!retryable(status))
+		{
+			/* the whole answer, rows included, for the server log only */
+			if (answer != NULL)
+				ereport(LOG,
+						(errmsg("stream \"%s\" received HTTP %ld from Feldera",
+								sink->base.config->name, status),
+						 errdetail("Feldera answered: %s", answer)));
 			pgs_worker_fail(reason,
 							"Fix the pipeline or the data, then call pgoutput_stream.start_stream(); the slot was not confirmed past this transaction.");
+		}
 
 		ereport(LOG,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
 				 errmsg("stream \"%s\" is waiting for Feldera: %s",
 						sink->base.config->name, reason),
+				 answer != NULL ?
+				 errdetail("Next attempt in %ld ms. Feldera answered: %s", delay_ms, answer) :
 				 errdetail("Next attempt in %ld ms.", delay_ms)));
 		pgs_worker_report_waiting(reason);
 		waited = true;
@@ -622,12 +774,62 @@ feldera_shutdown(PgsSink *base)
 	if (sink->multi)
 		curl_multi_cleanup(sink->multi);
 	if (sink->headers)
+	{
+		struct curl_slist *h;
+
+		/* the list is ours, and its Authorization line holds the API key */
+		for (h = sink->headers; h != NULL; h = h->next)
+			explicit_bzero(h->data, strlen(h->data));
 		curl_slist_free_all(sink->headers);
+	}
 	free(sink->response);
 	sink->easy = NULL;
 	sink->multi = NULL;
 	sink->headers = NULL;
 	sink->response = NULL;
+}
+
+/*
+ * Give libcurl the user information of the URL, "user[:password]", as it
+ * would read it from the URL (percent-decoded), and wipe it.  libcurl
+ * keeps its copies for the handle's life; what it frees is not wiped.
+ */
+static void
+set_credentials(PgsFelderaSink *sink, char *userinfo)
+{
+	size_t		userinfo_len = strlen(userinfo);
+	char	   *colon = strchr(userinfo, ':');
+	char	   *part[2] = {NULL, NULL};
+	int			part_len[2] = {0, 0};
+	bool		failed;
+	int			i;
+
+	if (colon != NULL)
+		*colon = '\0';
+	part[0] = curl_easy_unescape(sink->easy, userinfo, 0, &part_len[0]);
+	if (colon != NULL)
+		part[1] = curl_easy_unescape(sink->easy, colon + 1, 0, &part_len[1]);
+	explicit_bzero(userinfo, userinfo_len);
+	pfree(userinfo);
+	failed = part[0] == NULL || (colon != NULL && part[1] == NULL);
+	if (!failed)
+	{
+		curl_easy_setopt(sink->easy, CURLOPT_USERNAME, part[0]);
+		if (part[1] != NULL)
+			curl_easy_setopt(sink->easy, CURLOPT_PASSWORD, part[1]);
+	}
+	for (i = 0; i < 2; i++)
+	{
+		if (part[i] != NULL)
+		{
+			explicit_bzero(part[i], part_len[i]);
+			curl_free(part[i]);
+		}
+	}
+	if (failed)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
 }
 
 /*
@@ -639,6 +841,7 @@ pgs_sink_feldera_create(const PgsStreamConfig *config)
 {
 	PgsFelderaSink *sink = palloc0(sizeof(PgsFelderaSink));
 	const char *url = config->feldera.url ? config->feldera.url : pgs_feldera_url;
+	char	   *userinfo = NULL;
 	size_t		len;
 	char	   *escaped;
 
@@ -657,7 +860,15 @@ pgs_sink_feldera_create(const PgsStreamConfig *config)
 	sink->txn_cxt = AllocSetContextCreate(CurrentMemoryContext,
 										  "pgoutput_stream feldera transaction",
 										  ALLOCSET_DEFAULT_SIZES);
-	sink->base_url = pstrdup(url);
+	/*
+	 * User information in the URL ("http://user:password@host") is handed
+	 * to libcurl once, as user name and password, and the URL kept without
+	 * it: otherwise every request's URL, in this process's memory and in
+	 * libcurl's (which copies each URL it is given and frees the previous
+	 * copy without wiping it), would hold the password again.
+	 */
+	if (!pgs_url_split_userinfo(url, &userinfo, &sink->base_url))
+		sink->base_url = pstrdup(url);
 	len = strlen(sink->base_url);
 	while (len > 0 && sink->base_url[len - 1] == '/')
 		sink->base_url[--len] = '\0';
@@ -681,6 +892,9 @@ pgs_sink_feldera_create(const PgsStreamConfig *config)
 	sink->pipeline_escaped = pstrdup(escaped);
 	curl_free(escaped);
 
+	if (userinfo != NULL)
+		set_credentials(sink, userinfo);
+
 	sink->headers = curl_slist_append(sink->headers, "Content-Type: application/json");
 	/* no "Expect: 100-continue" round trip for large bodies */
 	sink->headers = curl_slist_append(sink->headers, "Expect:");
@@ -688,10 +902,13 @@ pgs_sink_feldera_create(const PgsStreamConfig *config)
 	{
 		char	   *auth = psprintf("Authorization: Bearer %s", pgs_feldera_api_key);
 
+		/*
+		 * The key stays in the list's copy only, which feldera_shutdown()
+		 * wipes.  libcurl writes the line into every request it builds and
+		 * frees that buffer without wiping it: not ours to wipe.
+		 */
 		sink->headers = curl_slist_append(sink->headers, auth);
-		/* the key stays in libcurl's copy only */
-		memset(auth, 0, strlen(auth));
-		pfree(auth);
+		pgs_wipe_free(auth);
 	}
 	curl_easy_setopt(sink->easy, CURLOPT_HTTPHEADER, sink->headers);
 	/* PostgreSQL owns the signals: no SIGALRM-based timeouts */

@@ -20,6 +20,7 @@
 
 #include "compat.h"
 #include "guc.h"
+#include "secrets.h"
 
 int			pgs_max_streams = 16;
 int			pgs_wakeup_interval = 1000;
@@ -50,6 +51,40 @@ char	   *pgs_feldera_api_key = NULL;
 int			pgs_feldera_connect_timeout = 5000;
 int			pgs_feldera_request_timeout = 30000;
 int			pgs_feldera_max_retry_delay = 30000;
+
+/*
+ * Check a URL setting.  PostgreSQL's own message for a refused value
+ * quotes the value, credentials included, so the message is always ours:
+ * the value as messages show URLs (user information, an unparsable port
+ * and a query as "***").
+ */
+static bool
+check_url(const char *name, char **newval, PgsUrlKind kind)
+{
+	const char *problem = pgs_url_problem(*newval, kind);
+
+	if (problem == NULL)
+		return true;
+	GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+	GUC_check_errmsg("invalid value for parameter \"%s\": \"%s\"",
+					 name, pgs_url_shown(*newval));
+	GUC_check_errdetail("%s", problem);
+	return false;
+}
+
+static bool
+check_nats_url(char **newval, void **extra pg_attribute_unused(),
+			   GucSource source pg_attribute_unused())
+{
+	return check_url("pgoutput_stream.nats_url", newval, PGS_URL_NATS);
+}
+
+static bool
+check_feldera_url(char **newval, void **extra pg_attribute_unused(),
+				  GucSource source pg_attribute_unused())
+{
+	return check_url("pgoutput_stream.feldera_url", newval, PGS_URL_FELDERA);
+}
 
 /* A secret: readable and settable by superusers only */
 static void
@@ -127,7 +162,7 @@ pgs_guc_init(void)
 							   &pgs_nats_url,
 							   "nats://127.0.0.1:4222",
 							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
-							   NULL, NULL, NULL);
+							   check_nats_url, NULL, NULL);
 	define_secret("pgoutput_stream.nats_user",
 				  gettext_noop("User name for NATS authentication."),
 				  &pgs_nats_user);
@@ -208,7 +243,7 @@ pgs_guc_init(void)
 							   &pgs_feldera_url,
 							   "http://127.0.0.1:8080",
 							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
-							   NULL, NULL, NULL);
+							   check_feldera_url, NULL, NULL);
 	define_secret("pgoutput_stream.feldera_api_key",
 				  gettext_noop("Feldera API key, sent as \"Authorization: Bearer <key>\"."),
 				  &pgs_feldera_api_key);

@@ -69,6 +69,7 @@
 
 #include "compat.h"
 #include "guc.h"
+#include "secrets.h"
 #include "sink.h"
 #include "worker.h"
 
@@ -648,56 +649,6 @@ use_encoded_headers(const char *stream_name)
 	return false;
 }
 
-/*
- * The server URLs as messages show them: the user information of each URL
- * ("user:password@", "token@") is replaced by "***@", so that credentials
- * in pgoutput_stream.nats_url (a superuser-only setting) reach neither the
- * log nor stream_status, which monitoring roles read.
- */
-static char *
-shown_urls(const char *urls)
-{
-	StringInfoData buf;
-	const char *p = urls;
-
-	initStringInfo(&buf);
-	for (;;)
-	{
-		const char *end = strchr(p, ',');
-		int			len = end ? (int) (end - p) : (int) strlen(p);
-		const char *host = p;
-		const char *at = NULL;
-		const char *c;
-
-		for (c = p; c + 2 < p + len; c++)
-		{
-			if (c[0] == ':' && c[1] == '/' && c[2] == '/')
-			{
-				host = c + 3;
-				break;
-			}
-		}
-		for (c = host; c < p + len; c++)
-		{
-			if (*c == '@')
-				at = c;
-		}
-		if (at != NULL)
-		{
-			appendBinaryStringInfo(&buf, p, host - p);
-			appendStringInfoString(&buf, "***");
-			appendBinaryStringInfo(&buf, at, p + len - at);
-		}
-		else
-			appendBinaryStringInfo(&buf, p, len);
-		if (end == NULL)
-			break;
-		appendStringInfoChar(&buf, ',');
-		p = end + 1;
-	}
-	return buf.data;
-}
-
 static void
 report_nats_error(const char *what, natsStatus s)
 {
@@ -711,14 +662,25 @@ report_nats_error(const char *what, natsStatus s)
 			 stack[0] ? errdetail("%s", stack) : 0));
 }
 
-/* Text of the last cnats error of this thread, for status and logs */
+/*
+ * Text of the last cnats error of this thread, for status and logs.  cnats
+ * quotes parts of a server URL it cannot parse ("invalid port '...'"),
+ * which may be a password: the text is redacted against the sink's URLs
+ * and the secret settings.
+ */
 static char *
-nats_error_text(natsStatus s)
+nats_error_text(PgsNatsSink *sink, natsStatus s)
 {
 	const char *text = nats_GetLastError(NULL);
 
 	if (text != NULL && text[0] != '\0' && strcmp(text, natsStatus_GetText(s)) != 0)
-		return psprintf("%s (%s)", natsStatus_GetText(s), text);
+	{
+		char	   *raw = psprintf("%s (%s)", natsStatus_GetText(s), text);
+		char	   *shown = pgs_redact_text(raw, sink->url);
+
+		pgs_wipe_free(raw);
+		return shown;
+	}
 	return pstrdup(natsStatus_GetText(s));
 }
 
@@ -777,6 +739,12 @@ start_ack_thread(PgsNatsSink *sink)
 	return s;
 }
 
+/*
+ * Close the connection and free cnats' objects.  The options and the
+ * connection hold cnats' copies of the server URLs and of the user,
+ * password and token settings (and the CONNECT line it sent), which cnats
+ * frees without wiping: memory the extension does not own.
+ */
 static void
 destroy_connection(PgsNatsSink *sink)
 {
@@ -798,6 +766,7 @@ build_options(PgsNatsSink *sink, const char *stream_name)
 {
 	natsStatus	s;
 	char	   *urls = pstrdup(sink->url);
+	size_t		urls_len = strlen(urls);
 	const char *servers[64];
 	int			nservers = 0;
 	char	   *tok;
@@ -860,6 +829,11 @@ build_options(PgsNatsSink *sink, const char *stream_name)
 			s = natsOptions_LoadCertificatesChain(sink->opts, pgs_nats_tls_cert_file,
 												  pgs_nats_tls_key_file);
 	}
+	/*
+	 * Our copy of the URLs is wiped; cnats keeps its own copies of them and
+	 * of the credentials in the options, and frees them without wiping.
+	 */
+	explicit_bzero(urls, urls_len);	/* strtok_r cut it into pieces */
 	pfree(urls);
 	return s;
 }
@@ -927,7 +901,7 @@ ensure_stream(PgsNatsSink *sink, const PgsStreamConfig *config, char **reason)
 	if (s != NATS_NOT_FOUND)
 	{
 		*reason = psprintf("could not look up JetStream stream \"%s\": %s",
-						   sink->stream, nats_error_text(s));
+						   sink->stream, nats_error_text(sink, s));
 		return false;
 	}
 
@@ -954,7 +928,7 @@ ensure_stream(PgsNatsSink *sink, const PgsStreamConfig *config, char **reason)
 		if (s != NATS_OK)
 		{
 			*reason = psprintf("could not create JetStream stream \"%s\": %s (JetStream error code %d)",
-							   sink->stream, nats_error_text(s), (int) jerr);
+							   sink->stream, nats_error_text(sink, s), (int) jerr);
 			return false;
 		}
 		jsStreamInfo_Destroy(si);
@@ -1009,7 +983,7 @@ read_resume_point(PgsNatsSink *sink, const PgsStreamConfig *config, char **reaso
 	if (s != NATS_OK)
 	{
 		*reason = psprintf("could not look up JetStream stream \"%s\": %s",
-						   sink->stream, nats_error_text(s));
+						   sink->stream, nats_error_text(sink, s));
 		return false;
 	}
 	stream_last_seq = si->State.LastSeq;
@@ -1027,7 +1001,7 @@ read_resume_point(PgsNatsSink *sink, const PgsStreamConfig *config, char **reaso
 	if (s != NATS_OK)
 	{
 		*reason = psprintf("could not read the last message of JetStream stream \"%s\": %s",
-						   sink->stream, nats_error_text(s));
+						   sink->stream, nats_error_text(sink, s));
 		return false;
 	}
 
@@ -1124,13 +1098,13 @@ try_connect(PgsNatsSink *sink, const PgsStreamConfig *config, char **reason)
 		}
 		s = build_options(sink, config->name);
 		if (s != NATS_OK)
-			*reason = psprintf("invalid NATS connection settings: %s", nats_error_text(s));
+			*reason = psprintf("invalid NATS connection settings: %s", nats_error_text(sink, s));
 		else
 		{
 			s = natsConnection_Connect(&sink->conn, sink->opts);
 			if (s != NATS_OK)
 				*reason = psprintf("could not connect to NATS at %s: %s",
-								   shown_urls(sink->url), nats_error_text(s));
+								   pgs_url_shown(sink->url), nats_error_text(sink, s));
 		}
 		if (s == NATS_OK)
 		{
@@ -1140,7 +1114,7 @@ try_connect(PgsNatsSink *sink, const PgsStreamConfig *config, char **reason)
 			jo.Wait = pgs_nats_ack_timeout;
 			s = natsConnection_JetStream(&sink->js, sink->conn, &jo);
 			if (s != NATS_OK)
-				*reason = psprintf("could not use JetStream: %s", nats_error_text(s));
+				*reason = psprintf("could not use JetStream: %s", nats_error_text(sink, s));
 		}
 		if (s == NATS_OK)
 		{
@@ -1153,7 +1127,7 @@ try_connect(PgsNatsSink *sink, const PgsStreamConfig *config, char **reason)
 			s = start_ack_thread(sink);
 			if (s != NATS_OK)
 				*reason = psprintf("could not subscribe to JetStream acknowledgements: %s",
-								   nats_error_text(s));
+								   nats_error_text(sink, s));
 		}
 		if (s == NATS_OK)
 		{
@@ -1218,7 +1192,7 @@ check_connection(PgsNatsSink *sink)
 	if (!connected && !sink->disconnected)
 	{
 		pgs_worker_report_waiting(psprintf("connection to NATS at %s lost; reconnecting",
-										   shown_urls(sink->url)));
+										   pgs_url_shown(sink->url)));
 		sink->disconnected = true;
 	}
 	else if (connected && sink->disconnected)
@@ -1500,7 +1474,7 @@ publish_chained(PgsNatsSink *sink, const char *subject, const char *payload,
 	if (s != NATS_OK)
 	{
 		/* not sent, and no acknowledgement will come: the error ends the worker */
-		set_failed(sink, "could not publish message %s: %s", id, nats_error_text(s));
+		set_failed(sink, "could not publish message %s: %s", id, nats_error_text(sink, s));
 		check_failed(sink);
 	}
 	sink->chain_seq = 0;
@@ -1813,15 +1787,15 @@ pgs_sink_nats_create(const PgsStreamConfig *config)
 
 		if (!pgs_worker_sleep(delay_ms))
 			return NULL;
-		/* a reload may have fixed the settings */
-		pfree(sink->url);
+		/* a reload may have fixed the settings; the URLs may hold credentials */
+		pgs_wipe_free(sink->url);
 		sink->url = pstrdup(config->nats.url ? config->nats.url : pgs_nats_url);
 		delay_ms = Min(delay_ms * 2, (long) pgs_nats_max_retry_delay);
 	}
 	if (waited)
 		ereport(LOG,
 				(errmsg("stream \"%s\" connected to NATS at %s", config->name,
-						shown_urls(sink->url))));
+						pgs_url_shown(sink->url))));
 	pgs_worker_report_streaming();
 	return &sink->base;
 }

@@ -26,6 +26,7 @@
 #include "utils/timestamp.h"
 
 #include "guc.h"
+#include "secrets.h"
 #include "shmem.h"
 
 #define PGS_TRANCHE_NAME	"pgoutput_stream"
@@ -339,16 +340,29 @@ copy_error(char *buf, const char *message, int len)
 	buf[len] = '\0';
 }
 
+/*
+ * Record a stream's last error.  Monitoring roles read it (stream_status,
+ * worker_status()), so, whatever the caller passes, the text is redacted
+ * first: URLs shown without user information or query, and the secret
+ * settings and the secret parts of the URL settings replaced by "***"
+ * (secrets.c).  The targets redact their own texts already, including the
+ * URLs of stream options, which only they know; this is the net under
+ * every error text that reaches the registry.  Row values must not reach
+ * it at all: errors raised while a change is rendered or sent keep values
+ * out of their primary message.
+ */
 void
 pgs_shmem_set_error(PgsStreamSlot *entry, const char *message)
 {
 	TimestampTz now = GetCurrentTimestamp();
-	int			len = error_len(message);
+	char	   *shown = pgs_redact_text(message, NULL);
+	int			len = error_len(shown);
 
 	SpinLockAcquire(&entry->mutex);
-	copy_error(entry->last_error, message, len);
+	copy_error(entry->last_error, shown, len);
 	entry->last_error_at = now;
 	SpinLockRelease(&entry->mutex);
+	pfree(shown);
 }
 
 /* Record what the stream waits for (also kept as its last error) */
@@ -356,16 +370,18 @@ void
 pgs_shmem_set_waiting(PgsStreamSlot *entry, const char *reason)
 {
 	TimestampTz now = GetCurrentTimestamp();
-	int			len = error_len(reason);
+	char	   *shown = pgs_redact_text(reason, NULL);
+	int			len = error_len(shown);
 
 	SpinLockAcquire(&entry->mutex);
-	copy_error(entry->last_error, reason, len);
+	copy_error(entry->last_error, shown, len);
 	entry->last_error_at = now;
-	copy_error(entry->wait_reason, reason, len);
+	copy_error(entry->wait_reason, shown, len);
 	if (!entry->stop_requested)
 		entry->state = PGS_STATE_WAITING;
 	entry->retries++;
 	SpinLockRelease(&entry->mutex);
+	pfree(shown);
 }
 
 const char *

@@ -26,6 +26,7 @@
 #include "utils/lsyscache.h"
 #include "utils/numeric.h"
 
+#include "secrets.h"
 #include "stream_config.h"
 
 static void invalid_option_value(const char *key, const char *value,
@@ -305,19 +306,23 @@ validate_pipeline_name(const char *key, const char *value)
 	}
 }
 
-/* A URL list for NATS: nats://, tls:// or host:port entries, comma-separated */
+/*
+ * A URL option: nats_url (a comma-separated list of server URLs) or
+ * feldera_url.  It may hold credentials ("nats://user:password@host"), so
+ * a refused value is shown as messages show URLs (secrets.c): user
+ * information, an unparsable port and a query as "***".
+ */
 static void
-validate_nats_url(const char *key, const char *value)
+validate_url(const char *key, const char *value, PgsUrlKind kind)
 {
-	const char *p;
+	const char *problem = pgs_url_problem(value, kind);
 
-	if (value[0] == '\0')
-		invalid_option_value(key, value, "The URL must not be empty.");
-	for (p = value; *p; p++)
-	{
-		if ((unsigned char) *p < ' ' || *p == ' ')
-			invalid_option_value(key, value, "A URL cannot contain white space or control characters.");
-	}
+	if (problem != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for stream option \"%s\": \"%s\"",
+						key, pgs_url_shown(value)),
+				 errdetail("%s", problem)));
 }
 
 /*
@@ -529,7 +534,7 @@ pgs_apply_options(PgsStreamConfig *config, Jsonb *options)
 		}
 		else if (strcmp(key, "nats_url") == 0)
 		{
-			validate_nats_url(key, value);
+			validate_url(key, value, PGS_URL_NATS);
 			config->nats.url = value;
 		}
 		else if (strcmp(key, "nats_stream") == 0)
@@ -576,7 +581,7 @@ pgs_apply_options(PgsStreamConfig *config, Jsonb *options)
 			config->heartbeat_interval = (int) int_option(key, value, 0, 86400);
 		else if (strcmp(key, "feldera_url") == 0)
 		{
-			validate_nats_url(key, value);
+			validate_url(key, value, PGS_URL_FELDERA);
 			config->feldera.url = value;
 		}
 		else if (strcmp(key, "feldera_pipeline") == 0)

@@ -654,15 +654,17 @@ SELECT pgoutput_stream.start_stream('s_tr');
 		's_bad is confirmed past it');
 
 	my $lsn = current_lsn();
+	my $log_at = pgs_log_offset($node);
 	$node->safe_psql('postgres', q{INSERT INTO public.bad VALUES (2, NULL)});
 	ok(wait_failed('s_bad'), 'a row Feldera rejects: the stream is failed');
 	my $err = pgs_status($node, 'postgres', 's_bad')->{last_error};
 	like(
 		$err,
-		qr/^could not push 1 row\S* to Feldera table "public_bad": HTTP 400 ParseErrors: Errors parsing input data \(1 errors\)/,
-		'last_error has the HTTP status, error_code ParseErrors and Feldera\'s message');
-	like($err, qr/error parsing field 'v': invalid type: null, expected VARCHAR \(column is NOT NULL\)/,
-		'last_error has the parse error of the field');
+		qr/^could not push 1 row\S* to Feldera table "public_bad": HTTP 400 ParseErrors: Errors parsing input data \(1 errors\) in field "v"$/,
+		'last_error has the HTTP status, error_code ParseErrors, the first line of Feldera\'s message and the field');
+	ok( pgs_wait_for_log($node, $log_at,
+			qr/error parsing field 'v': invalid type: null, expected VARCHAR \(column is NOT NULL\)/),
+		'the server log has the parse error of the field (Feldera\'s whole answer)');
 	cmp_ok(pgs_lsn_num(confirmed_lsn('s_bad')), '<=', pgs_lsn_num($lsn),
 		'the slot is not confirmed past the rejected transaction');
 	is( $node->safe_psql('postgres',
