@@ -32,6 +32,7 @@
 
 #include "access/transam.h"
 #include "access/xact.h"
+#include "common/hashfn.h"
 #include "access/xlog.h"
 #include "catalog/pg_publication.h"
 #include "commands/extension.h"
@@ -444,14 +445,18 @@ report_progress(PgsDecoder *decoder)
 }
 
 /*
- * The settings a stream's connections were made with.  A reload that
- * changes them restarts the worker, which reconnects and resumes from the
- * slot: nothing is lost, and the targets' resume rules keep duplicates out.
+ * A digest of the settings the stream's network targets connect with.  A
+ * reload that changes them restarts the worker, which reconnects and
+ * resumes from the slot: nothing is lost, and the targets' resume rules
+ * keep duplicates out.  A digest, not a copy: the settings include the
+ * passwords and keys, and a copy would leave them in this process's memory
+ * after every reload.
  */
-static char *
-connection_settings(void)
+static uint64 digest_setting(uint64 digest, const char *name);
+
+static uint64
+connection_settings_digest(void)
 {
-	StringInfoData buf;
 	const char *const nats_names[] = {
 		"pgoutput_stream.nats_url", "pgoutput_stream.nats_user",
 		"pgoutput_stream.nats_password", "pgoutput_stream.nats_token",
@@ -466,28 +471,32 @@ connection_settings(void)
 		"pgoutput_stream.feldera_connect_timeout",
 		"pgoutput_stream.feldera_request_timeout"
 	};
+	uint64		digest = 0;
 	int			i;
 
-	initStringInfo(&buf);
 	if (worker.config->targets & PGS_TARGET_NATS)
 	{
 		for (i = 0; i < (int) lengthof(nats_names); i++)
-		{
-			const char *value = GetConfigOption(nats_names[i], true, false);
-
-			appendStringInfo(&buf, "%s=%s\n", nats_names[i], value ? value : "");
-		}
+			digest = digest_setting(digest, nats_names[i]);
 	}
 	if (worker.config->targets & PGS_TARGET_FELDERA)
 	{
 		for (i = 0; i < (int) lengthof(feldera_names); i++)
-		{
-			const char *value = GetConfigOption(feldera_names[i], true, false);
-
-			appendStringInfo(&buf, "%s=%s\n", feldera_names[i], value ? value : "");
-		}
+			digest = digest_setting(digest, feldera_names[i]);
 	}
-	return buf.data;
+	return digest;
+}
+
+/* digest, extended with the value of the setting name (NULL: unset) */
+static uint64
+digest_setting(uint64 digest, const char *name)
+{
+	const char *value = GetConfigOption(name, true, false);
+
+	if (value == NULL)
+		return hash_bytes_uint32_extended(0, digest + 1);
+	return hash_bytes_extended((const unsigned char *) value, strlen(value),
+							   digest);
 }
 
 /*
@@ -497,14 +506,10 @@ connection_settings(void)
 static void
 reload_configuration(PgsDecoder *decoder)
 {
-	char	   *before = connection_settings();
-	char	   *after;
+	uint64		before = connection_settings_digest();
 
 	ProcessConfigFile(PGC_SIGHUP);
-	if (!(worker.config->targets & (PGS_TARGET_NATS | PGS_TARGET_FELDERA)))
-		return;
-	after = connection_settings();
-	if (strcmp(before, after) == 0)
+	if (connection_settings_digest() == before)
 		return;
 
 	ereport(LOG,
