@@ -904,6 +904,7 @@ sub mallory_in_her_session
 
 # (a), (b): none of the functions @whats (nor any other) ran as the
 # superuser or in a worker since $offset, and COPY ... TO PROGRAM never ran
+# (the marker file is removed after the check: each block starts without)
 sub no_user_code_ran
 {
 	my ($offset, $label, @whats) = @_;
@@ -918,6 +919,7 @@ sub no_user_code_ran
 	is(scalar(@bad), 0, "$label: no user function ran as $superuser or in a worker")
 	  or diag(join("\n", map { join(' | ', map { $_ // '' } @$_) } @bad[ 0 .. ($#bad > 4 ? 4 : $#bad) ]));
 	ok(!-e $marker, "$label: COPY ... TO PROGRAM never ran (no marker file)");
+	unlink $marker;
 }
 
 # The traps are armed: each of @whats ran in mallory's session since $offset
