@@ -249,6 +249,7 @@ payload_to_utf8(StringInfo buf, int start)
  * conversions are found, never one that another role created.
  */
 static FmgrInfo utf8_conversion;
+#define CONVERSION_CHUNK	(1024 * 1024)
 static bool utf8_conversion_ready = false;
 
 void
@@ -261,11 +262,13 @@ pgs_server_to_utf8_prepare(void)
 		return;
 	Assert(IsTransactionState());
 	proc = FindDefaultConversionProc(encoding, PG_UTF8);
+	/* MULE_INTERNAL has none: a stream of such a database cannot work */
 	if (!OidIsValid(proc))
 		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("default conversion function for encoding \"%s\" to \"%s\" does not exist",
-						pg_encoding_to_char(encoding), "UTF8")));
+						pg_encoding_to_char(encoding), "UTF8"),
+				 errhint("Events are UTF-8: stream from a database whose encoding PostgreSQL can convert to UTF-8.")));
 	fmgr_info_cxt(proc, &utf8_conversion, TopMemoryContext);
 	utf8_conversion_ready = true;
 }
@@ -313,23 +316,31 @@ pgs_server_to_utf8(const char *src, int len, bool *lossless)
 	initStringInfo(&out);
 	while (len > 0)
 	{
+		int			chunk = len;
 		int			converted;
 		int			skip;
 
+		/*
+		 * In pieces of at most 1 MB, cut between characters: the output
+		 * buffer must hold the worst case of a piece's growth, which for the
+		 * whole of a large value would pass the 1 GB allocation limit.
+		 */
+		if (chunk > CONVERSION_CHUNK)
+			chunk = Max(pg_encoding_mbcliplen(encoding, src, len, CONVERSION_CHUNK), 1);
+		enlargeStringInfo(&out, chunk * MAX_CONVERSION_GROWTH + 1);
 		/* conversion functions convert until the first character they cannot */
-		enlargeStringInfo(&out, len * MAX_CONVERSION_GROWTH + 1);
 		converted = DatumGetInt32(FunctionCall6(&utf8_conversion,
 												Int32GetDatum(encoding),
 												Int32GetDatum(PG_UTF8),
 												CStringGetDatum(src),
 												CStringGetDatum(out.data + out.len),
-												Int32GetDatum(len),
+												Int32GetDatum(chunk),
 												BoolGetDatum(true)));
 		out.len += strlen(out.data + out.len);
 		src += converted;
 		len -= converted;
-		if (len == 0)
-			break;
+		if (converted == chunk)
+			continue;
 
 		appendStringInfoString(&out, UTF8_REPLACEMENT_CHAR);
 		if (lossless != NULL)

@@ -16,6 +16,9 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
+#include "catalog/pg_authid.h"
+#include "miscadmin.h"
 #include "utils/guc.h"
 
 #include "compat.h"
@@ -270,4 +273,41 @@ pgs_guc_init(void)
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("pgoutput_stream");
+}
+
+/*
+ * Undo what a database's owner could set for the extension's processes.
+ *
+ * A worker or scanner connects as the bootstrap superuser, and PostgreSQL
+ * applies the settings of ALTER DATABASE ... SET to it, which the database's
+ * owner may change without any other privilege.  Those that could make the
+ * process act as another role (role, session_authorization), resolve names
+ * in another role's schemas (search_path), stop it (read-only transactions,
+ * timeouts, exit_on_error turning the error handler's errors into FATAL) or
+ * change how its transactions behave are overridden here, once after
+ * connecting, outside any transaction.  Overridden settings no longer
+ * follow a reload; none of them is meant to be tuned for these processes.
+ */
+void
+pgs_guc_override_database_settings(void)
+{
+	Assert(!IsTransactionState());
+
+	/* the role name is looked up in the catalogs */
+	StartTransactionCommand();
+	SetConfigOption("session_authorization",
+					GetUserNameFromId(BOOTSTRAP_SUPERUSERID, false),
+					PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("role", "none", PGC_SUSET, PGC_S_OVERRIDE);
+	CommitTransactionCommand();
+
+	SetConfigOption("search_path", "", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("default_transaction_read_only", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("default_transaction_isolation", "read committed",
+					PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("exit_on_error", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("statement_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("lock_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("idle_in_transaction_session_timeout", "0",
+					PGC_SUSET, PGC_S_OVERRIDE);
 }

@@ -46,5 +46,6 @@ extern int	pgs_feldera_request_timeout;
 extern int	pgs_feldera_max_retry_delay;
 
 extern void pgs_guc_init(void);
+extern void pgs_guc_override_database_settings(void);
 
 #endif							/* PGS_GUC_H */

@@ -40,7 +40,6 @@
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
-#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
@@ -221,8 +220,8 @@ pgoutput_stream_scanner_main(Datum main_arg pg_attribute_unused())
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(args.dboid, InvalidOid,
 											  PGS_BGWORKER_BYPASS_FLAGS);
-	/* as the workers: no name resolves outside pg_catalog (reliability.md) */
-	SetConfigOption("search_path", "", PGC_SUSET, PGC_S_OVERRIDE);
+	/* as the workers: what the database's owner set does not apply */
+	pgs_guc_override_database_settings();
 
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());

@@ -772,10 +772,19 @@ build_options(PgsNatsSink *sink, const char *stream_name)
 	char	   *tok;
 	char	   *save = NULL;
 	char		name[NAMEDATALEN + 32];
+	bool		tls_url = false;
 
 	for (tok = strtok_r(urls, ",", &save); tok != NULL && nservers < 64;
 		 tok = strtok_r(NULL, ",", &save))
+	{
+		/*
+		 * cnats ignores the scheme: a tls:// URL would connect in plain text
+		 * and send the credentials in the clear.  It asks for TLS here.
+		 */
+		if (pg_strncasecmp(tok, "tls://", 6) == 0)
+			tls_url = true;
 		servers[nservers++] = tok;
+	}
 
 	if (pgs_nats_connection_name[0] != '\0')
 		strlcpy(name, pgs_nats_connection_name, sizeof(name));
@@ -816,6 +825,8 @@ build_options(PgsNatsSink *sink, const char *stream_name)
 			s = natsOptions_SetNKeyFromSeed(sink->opts, pgs_nats_nkey,
 											pgs_nats_nkey_seed_file);
 	}
+	if (s == NATS_OK && tls_url)
+		s = natsOptions_SetSecure(sink->opts, true);
 	if (s == NATS_OK && pgs_nats_tls_ca_file[0] != '\0')
 	{
 		s = natsOptions_SetSecure(sink->opts, true);

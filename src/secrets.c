@@ -189,6 +189,11 @@ pgs_url_problem(const char *value, PgsUrlKind kind)
 		if (end > entry)
 		{
 			url_parse(entry, end, &u);
+			/* cnats reads no scheme; tls:// is turned into TLS by the sink */
+			if (kind == PGS_URL_NATS && u.authority != entry &&
+				!(u.authority - entry == 7 && pg_strncasecmp(entry, "nats://", 7) == 0) &&
+				!(u.authority - entry == 6 && pg_strncasecmp(entry, "tls://", 6) == 0))
+				return gettext_noop("A NATS URL must start with nats:// or tls://, or be host:port.");
 			if (u.query != NULL)
 				return gettext_noop("A URL cannot have a query (\"?\") or a fragment (\"#\").");
 			if (!port_is_number(&u) ||

@@ -75,6 +75,8 @@
 
 /* Rows sent between two resets of the row memory and progress reports */
 #define SNAPSHOT_BATCH_ROWS	1000
+/* ... or sooner, once their text takes this much memory */
+#define SNAPSHOT_BATCH_BYTES	(8 * 1024 * 1024)
 
 /*
  * A published table, as pg_get_publication_tables() lists it: by OID, with
@@ -551,7 +553,7 @@ copy_table(const SnapshotTable *table, const PgsRelation *rel,
 
 			CHECK_FOR_INTERRUPTS();
 			/* between batches: free the rows' text, report, maybe stop */
-			if (++scanned % SNAPSHOT_BATCH_ROWS == 0)
+			if (scanned > 0 && scanned % SNAPSHOT_BATCH_ROWS == 0)
 			{
 				MemoryContextReset(batch_cxt);
 				set_progress(hooks->entry, -1, -1,
@@ -559,6 +561,7 @@ copy_table(const SnapshotTable *table, const PgsRelation *rel,
 				reported = rows;
 				stop_if_requested(hooks);
 			}
+			scanned++;
 			slot_getallattrs(slot);
 
 			if (filter != NULL)
@@ -614,6 +617,9 @@ copy_table(const SnapshotTable *table, const PgsRelation *rel,
 			hooks->emit(&ev, hooks->emit_arg);
 			MemoryContextSwitchTo(old);
 			rows++;
+			/* large rows: their text is freed before a batch is complete */
+			if (MemoryContextMemAllocated(batch_cxt, false) > SNAPSHOT_BATCH_BYTES)
+				MemoryContextReset(batch_cxt);
 		}
 		table_endscan(scan);
 		ExecDropSingleTupleTableSlot(slot);

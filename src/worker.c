@@ -176,10 +176,6 @@ set_output_settings(void)
 	/* money prints per lc_monetary, reg* types schema-qualify per search_path */
 	SetConfigOption("lc_monetary", "C", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("search_path", "", PGC_SUSET, PGC_S_OVERRIDE);
-	/* a database owner's ALTER DATABASE SET must not stop the worker */
-	SetConfigOption("default_transaction_read_only", "off", PGC_SUSET, PGC_S_OVERRIDE);
-	SetConfigOption("default_transaction_isolation", "read committed",
-					PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("client_encoding", GetDatabaseEncodingName(),
 					PGC_SUSET, PGC_S_OVERRIDE);
 }
@@ -205,6 +201,28 @@ restrict_security_context(void)
 	Assert(!IsTransactionState());
 	GetUserIdAndSecContext(&userid, &sec_context);
 	SetUserIdAndSecContext(userid, sec_context | SECURITY_RESTRICTED_OPERATION);
+}
+
+/*
+ * The text of an error that stream_status keeps as last_error.  Roles that
+ * may not read the published tables can read it, so it must hold no row
+ * values.  PostgreSQL's own data exceptions (class 22: an input or output
+ * function, a function of a publication's row filter) quote the value in
+ * their message, so for those only the SQLSTATE is kept; the server log
+ * has the whole error.  The extension's own data exceptions keep values in
+ * their detail (format_feldera.c, format_debezium.c), so their message is
+ * kept.  elog.c keeps only the base name of the reporting file.
+ */
+static const char *
+error_text_for_status(const ErrorData *edata)
+{
+	if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION ||
+		(edata->filename != NULL &&
+		 (strcmp(edata->filename, "format_feldera.c") == 0 ||
+		  strcmp(edata->filename, "format_debezium.c") == 0)))
+		return edata->message;
+	return psprintf("a change could not be decoded or rendered: data exception %s (the server log has the error)",
+					unpack_sql_state(edata->sqlerrcode));
 }
 
 /*
@@ -904,6 +922,7 @@ pgoutput_stream_worker_main(Datum main_arg)
 	PgsWorkerArgs args;
 	MemoryContext worker_cxt;
 	bool		publication_exists;
+	char	   *decoding_work_mem;
 
 	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
 	on_proc_exit(worker_exit_now, (Datum) 0);
@@ -913,13 +932,26 @@ pgoutput_stream_worker_main(Datum main_arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 
+	/*
+	 * logical_decoding_work_mem as postgresql.conf has it: a database's own
+	 * setting, which its owner may choose, could let decoding hold a large
+	 * transaction in memory until the server runs out of it.
+	 */
+	decoding_work_mem = pstrdup(GetConfigOption("logical_decoding_work_mem",
+												false, false));
 	BackgroundWorkerInitializeConnectionByOid(args.dboid, InvalidOid,
 											  PGS_BGWORKER_BYPASS_FLAGS);
+	pgs_guc_override_database_settings();
+	if (strcmp(GetConfigOption("logical_decoding_work_mem", false, false),
+			   decoding_work_mem) != 0)
+	{
+		ereport(LOG,
+				(errmsg("stream worker ignores the database's setting of \"logical_decoding_work_mem\"")));
+		SetConfigOption("logical_decoding_work_mem", decoding_work_mem,
+						PGC_SUSET, PGC_S_OVERRIDE);
+	}
 	set_output_settings();
 	restrict_security_context();
-	StartTransactionCommand();
-	pgs_server_to_utf8_prepare();
-	CommitTransactionCommand();
 
 	worker_cxt = AllocSetContextCreate(TopMemoryContext,
 									   "pgoutput_stream worker",
@@ -960,17 +992,23 @@ pgoutput_stream_worker_main(Datum main_arg)
 
 	PG_TRY();
 	{
+		/* before decoding, which converts outside transactions too */
+		StartTransactionCommand();
+		pgs_server_to_utf8_prepare();
+		CommitTransactionCommand();
 		run_stream();
 	}
 	PG_CATCH();
 	{
 		ErrorData  *edata;
+		const char *shown;
 
 		/* keep the message for stream_status, then let the error end us */
 		HOLD_INTERRUPTS();
 		MemoryContextSwitchTo(worker_cxt);
 		edata = CopyErrorData();
-		pgs_shmem_set_error(worker.entry, edata->message);
+		shown = error_text_for_status(edata);
+		pgs_shmem_set_error(worker.entry, shown);
 
 		/*
 		 * pgoutput looks up the publication as of the decoded WAL, so a
@@ -998,7 +1036,7 @@ pgoutput_stream_worker_main(Datum main_arg)
 		{
 			EmitErrorReport();
 			FlushErrorState();
-			pgs_worker_fail(edata->message,
+			pgs_worker_fail(shown,
 							edata->hint ? edata->hint :
 							"Fix the cause, then call pgoutput_stream.start_stream().");
 		}

@@ -172,6 +172,27 @@ if ($state eq '')
 	$node->safe_psql('postgres', q{SELECT pgoutput_stream.drop_stream('a2b')});
 }
 
+# tls:// asks for TLS.  cnats itself ignores the scheme, so such a URL used
+# to connect in plain text, credentials included; against a server without
+# TLS the worker now refuses to connect.  Schemes cnats does not speak are
+# refused when set.
+my $tls_pw = 'T' . rnd();
+(my $tls_url = $nats->url) =~ s{^nats://}{TLS://tlsuser:$tls_pw\@};
+($state, $err) = create('a3', 'nats',
+	{ nats_url => $tls_url, subject_prefix => 'a3', nats_stream => 'a3' });
+is($state, '', 'a3 (a TLS:// URL of a server without TLS) is created');
+my $st_a3 = wait_error('a3', qr/secure|TLS|SSL/i);
+isnt($st_a3->{state}, 'streaming', 'a3 does not stream over a plain connection');
+unlike($st_a3->{last_error}, qr/\Q$tls_pw\E|tlsuser/, 'its last_error shows no credentials');
+$node->safe_psql('postgres', q{SELECT pgoutput_stream.drop_stream('a3')});
+($state, $err) = create('a3b', 'nats',
+	{ nats_url => "ws://wsuser:$tls_pw\@127.0.0.1:4222", subject_prefix => 'a3b', nats_stream => 'a3b' });
+is($state, '22023', 'a ws:// nats_url: refused');
+like($err, qr/DETAIL:  A NATS URL must start with nats:\/\/ or tls:\/\/, or be host:port\./,
+	'the detail names the schemes');
+unlike($err, qr/\Q$tls_pw\E|wsuser/, 'the message shows no credentials');
+$node->safe_psql('postgres', q{SELECT pgoutput_stream.drop_stream('a3b')}) if $state eq '';
+
 # malformed Feldera URLs: white space, no host, a query
 ($state, $err) = create('a3', 'feldera',
 	{ feldera_url => "http://a3user:$pw{a3}\@127.0.0.1:$closed x", feldera_pipeline => 'p' });

@@ -27,7 +27,22 @@
 #      arrives with U+FFFD in its place and its other characters converted
 #      (0x80 is U+20AC); a logical message whose content holds that byte
 #      arrives as content_base64 with the exact bytes, transactional or
-#      not; a message of WIN1252 text that converts arrives as content.
+#      not; a message of WIN1252 text that converts arrives as content;
+#  (d) a data exception raised by PostgreSQL's own code with the value in
+#      its message (a row filter's make_date() on a row it cannot make a
+#      date of): the stream fails, last_error names the SQLSTATE and not
+#      the value, the server log has the whole error;
+#  (e) a MULE_INTERNAL database, which has no conversion to UTF-8: the
+#      stream fails with that reason instead of restarting without one;
+#  (f) a database's owner sets role, session_authorization, exit_on_error,
+#      lock_timeout, logical_decoding_work_mem and
+#      default_transaction_read_only for the database: after a restart the
+#      scanner starts its streams, the worker runs as the bootstrap
+#      superuser (it reads the extension's table, which the owner may not;
+#      pg_stat_activity still shows the owner, the role it connected
+#      with), takes its snapshot and streams, a value Feldera cannot
+#      represent still fails a stream with its reason, and the worker logs
+#      that it ignores the database's logical_decoding_work_mem.
 
 use strict;
 use warnings;
@@ -291,6 +306,122 @@ is_deeply(messages($offset, 'win_msg'),
 is_deeply(inserted($offset, 'win_msg', 'v'), { 3 => 'insert z' }, '(b) win_msg: and the insert after them');
 stream_fine('win', 'win_msg', $pid, $offset);
 $node->safe_psql('win', q{SELECT pgoutput_stream.drop_stream('win_msg')});
+
+# ---------------------------------------------------------------------
+# (d) a data exception of PostgreSQL's own code, with the value in its
+#     message: a row filter's make_date() on a row it cannot make a date
+#     of.  The stream fails (the change fails again after every restart),
+#     and last_error names the SQLSTATE, not the value
+# ---------------------------------------------------------------------
+$node->safe_psql('postgres', q{
+CREATE TABLE ymd (id int PRIMARY KEY, y int, m int, d int);
+CREATE PUBLICATION ymd_pub FOR TABLE ymd WHERE (make_date(y, m, d) > '2000-01-01');
+SELECT pgoutput_stream.create_stream('ymd_s', 'ymd_pub');
+});
+$pid = wait_streaming('postgres', 'ymd_s');
+$offset = pgs_log_offset($node);
+$node->safe_psql('postgres', q{INSERT INTO ymd VALUES (1, 4111, 11, 31)});
+ok( pgs_wait_until(sub { stream_row('postgres', 'ymd_s')->{state} eq 'failed' },
+		'ymd_s failed', 60),
+	'(d) a row filter that raises a data exception fails the stream');
+my $r = stream_row('postgres', 'ymd_s');
+is($r->{last_error},
+	'a change could not be decoded or rendered: data exception 22008 (the server log has the error)',
+	'(d) last_error names the SQLSTATE');
+unlike($r->{last_error}, qr/4111/, '(d) and not the value');
+like(slurp_file($node->logfile, $offset), qr/date field value out of range: 4111-11-31/,
+	'(d) the server log has the whole error');
+$node->safe_psql('postgres', q{SELECT pgoutput_stream.drop_stream('ymd_s')});
+
+# ---------------------------------------------------------------------
+# (e) a MULE_INTERNAL database: PostgreSQL has no conversion to UTF-8
+#     from it; the stream fails with the reason instead of restarting
+#     without one
+# ---------------------------------------------------------------------
+$node->safe_psql('postgres',
+	"CREATE DATABASE mule ENCODING 'MULE_INTERNAL' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0");
+$node->safe_psql('mule', q{
+CREATE EXTENSION pgoutput_stream;
+CREATE TABLE t (id int PRIMARY KEY);
+CREATE PUBLICATION pub FOR TABLE t;
+SELECT pgoutput_stream.create_stream('mule_s', 'pub');
+});
+ok(pgs_wait_until(sub { stream_row('mule', 'mule_s')->{state} eq 'failed' }, 'mule_s failed', 60),
+	'(e) a stream of a MULE_INTERNAL database fails');
+like(stream_row('mule', 'mule_s')->{last_error},
+	qr/default conversion function for encoding "MULE_INTERNAL" to "UTF8" does not exist/,
+	'(e) last_error says why');
+$node->safe_psql('mule', q{SELECT pgoutput_stream.drop_stream('mule_s')});
+
+# ---------------------------------------------------------------------
+# (f) what a database's owner may set for every session of the database
+#     (ALTER DATABASE ... SET) does not reach the workers and the scanner:
+#     role and session_authorization (the workers would run as the owner,
+#     who cannot read the extension's table: every stream stopped),
+#     exit_on_error (the worker's error handler would turn a failed stream
+#     into a crash loop), default_transaction_read_only, lock_timeout,
+#     logical_decoding_work_mem (ignored, with a LOG line).  A stream of
+#     that database, started at server start by the scanner, takes its
+#     snapshot, streams, and a refused value still fails it with its
+#     reason
+# ---------------------------------------------------------------------
+$node->safe_psql('postgres', q{
+CREATE ROLE dbowner LOGIN;
+CREATE DATABASE owned OWNER dbowner;
+});
+$node->safe_psql('owned', q{
+CREATE EXTENSION pgoutput_stream;
+CREATE TABLE t (id int PRIMARY KEY, f float8);
+INSERT INTO t VALUES (1, 1.5);
+CREATE PUBLICATION pub FOR TABLE t;
+SELECT pgoutput_stream.create_stream('own_s', 'pub', snapshot => true, start => false);
+SELECT pgoutput_stream.create_stream('own_f', 'pub', format => 'feldera', start => false);
+});
+# read-only last: ALTER DATABASE is refused in a read-only transaction
+foreach my $set ('role = dbowner', 'session_authorization = dbowner', 'exit_on_error = on',
+	q{lock_timeout = '1ms'}, q{logical_decoding_work_mem = '1TB'},
+	'default_transaction_read_only = on')
+{
+	$node->safe_psql('owned', "ALTER DATABASE owned SET $set", extra_params => [ '-U', 'dbowner' ]);
+}
+# this test's own sessions of that database undo them (settings of the
+# connection come before those of the database)
+my $superuser = $node->safe_psql('postgres', 'SELECT rolname FROM pg_roles WHERE oid = 10');
+local $ENV{PGOPTIONS} = "-c session_authorization=$superuser -c role=none -c exit_on_error=off "
+  . '-c default_transaction_read_only=off -c lock_timeout=0';
+$offset = pgs_log_offset($node);
+$node->safe_psql('owned', q{
+SELECT pgoutput_stream.start_stream('own_s');
+SELECT pgoutput_stream.start_stream('own_f');
+});
+# the scanner starts them again after a restart
+$node->restart;
+$pid = wait_streaming('owned', 'own_s', 1);
+ok(defined $pid, '(f) own_s takes its snapshot and streams');
+# pg_stat_activity keeps the role a process had when it connected, so it
+# shows dbowner; that the worker read the extension's table, which dbowner
+# may not, shows it did not act as dbowner
+{
+	local $ENV{PGOPTIONS} = '';
+	my ($rc, $out, $err) = $node->psql('owned', 'SELECT count(*) FROM pgoutput_stream.streams',
+		extra_params => [ '-U', 'dbowner' ]);
+	like($err, qr/permission denied/, '(f) dbowner may not read the extension\'s table');
+}
+$node->safe_psql('owned', q{INSERT INTO t VALUES (2, 'NaN')});
+ok(pgs_wait_until(sub { stream_row('owned', 'own_f')->{state} eq 'failed' }, 'own_f failed', 60),
+	'(f) own_f fails on a value Feldera cannot represent, with exit_on_error set');
+like(stream_row('owned', 'own_f')->{last_error}, qr/cannot be represented in Feldera/,
+	'(f) with its reason');
+wait_delivered_or_error('owned', 'own_s');
+is_deeply(inserted($offset, 'own_s', 'id'), { 1 => 'snapshot 1', 2 => 'insert 2' },
+	'(f) own_s delivered the snapshot row and the insert');
+like(slurp_file($node->logfile, $offset),
+	qr/stream worker ignores the database's setting of "logical_decoding_work_mem"/,
+	'(f) the worker says it ignores the database\'s logical_decoding_work_mem');
+$node->safe_psql('owned', q{
+SELECT pgoutput_stream.drop_stream('own_s');
+SELECT pgoutput_stream.drop_stream('own_f');
+});
 
 is($node->safe_psql('postgres', 'SELECT count(*) FROM pg_replication_slots'), '0', 'no slot is left');
 $node->stop;
