@@ -526,6 +526,10 @@ send_with_retry(PgsFelderaSink *sink, const char *url, const char *body,
 			return status;
 		}
 		describe_failure(sink, status, what, &reason, &answer);
+		/* a proxy in between could echo the request's credentials */
+		if (answer != NULL)
+			answer = pgs_redact_text(answer, sink->base.config->feldera.url ?
+									 sink->base.config->feldera.url : pgs_feldera_url);
 		if (!retryable(status))
 		{
 			/* the whole answer, rows included, for the server log only */
