@@ -60,6 +60,9 @@ our @EXPORT = qw(
   pgs_wait_for_status
   pgs_worker_count
   pgs_worker_pids
+  pgs_stream_state
+  pgs_wait_delivered_or_error
+  pgs_status_texts
 );
 
 # Seconds any wait may take before the test gives up
@@ -460,6 +463,74 @@ sub pgs_worker_pids
 		push @pids, $ev->{pid} unless $seen{ $ev->{pid} }++;
 	}
 	return @pids;
+}
+
+=pod
+
+=item pgs_stream_state($node, $dbname, $stream)
+
+State, snapshot, pid and last_error of $stream in stream_status, as a hash
+reference with '' for SQL NULL (also when there is no such stream).
+
+=cut
+
+sub pgs_stream_state
+{
+	my ($node, $dbname, $stream) = @_;
+	my $out = $node->safe_psql($dbname,
+		"SELECT state, coalesce(snapshot, ''), coalesce(pid::text, ''), coalesce(last_error, '')
+		 FROM pgoutput_stream.stream_status WHERE name = '$stream'",
+		extra_params => [ '-F', "\x1f" ]);
+	my %r;
+	@r{qw(state snapshot pid last_error)} = map { $_ // '' } split /\x1f/, $out, -1;
+	return \%r;
+}
+
+=pod
+
+=item pgs_wait_delivered_or_error($node, $dbname, $stream)
+
+Wait until $stream confirmed everything written so far (the current WAL
+position when called), or has a last_error; true if either happened in
+time.
+
+=cut
+
+sub pgs_wait_delivered_or_error
+{
+	my ($node, $dbname, $stream) = @_;
+	my $lsn = $node->safe_psql($dbname, 'SELECT pg_current_wal_lsn()');
+	return pgs_wait_until(
+		sub {
+			$node->safe_psql($dbname, "SELECT confirmed_lsn >= '$lsn' OR last_error IS NOT NULL
+				FROM pgoutput_stream.stream_status WHERE name = '$stream'") eq 't';
+		},
+		"$stream: delivered up to $lsn, or an error", 60);
+}
+
+=pod
+
+=item pgs_status_texts($node, $monitor_role)
+
+Every column of stream_status, worker_status() and pg_stat_activity, as
+JSON texts, read in database postgres as the superuser and as
+$monitor_role: what those who may look at the streams can see.
+
+=cut
+
+sub pgs_status_texts
+{
+	my ($node, $monitor_role) = @_;
+	my @texts;
+	foreach my $q (
+		'SELECT row_to_json(s) FROM pgoutput_stream.stream_status s',
+		'SELECT row_to_json(w) FROM pgoutput_stream.worker_status() w',
+		'SELECT row_to_json(a) FROM pg_stat_activity a')
+	{
+		push @texts, $node->safe_psql('postgres', $q);
+		push @texts, $node->safe_psql('postgres', $q, extra_params => [ '-U', $monitor_role ]);
+	}
+	return @texts;
 }
 
 =pod

@@ -369,14 +369,7 @@ SELECT pgoutput_stream.create_stream('hs_guc_url', 'nn_pub', targets => '{nats}'
 my @seen;
 sub look
 {
-	foreach my $q (
-		'SELECT row_to_json(s) FROM pgoutput_stream.stream_status s',
-		'SELECT row_to_json(w) FROM pgoutput_stream.worker_status() w',
-		'SELECT row_to_json(a) FROM pg_stat_activity a')
-	{
-		push @seen, $node->safe_psql('postgres', $q);
-		push @seen, $node->safe_psql('postgres', $q, extra_params => [ '-U', 'hs_monitor' ]);
-	}
+	push @seen, pgs_status_texts($node, 'hs_monitor');
 }
 
 my $conf_line = 0;

@@ -934,19 +934,6 @@ sub traps_armed
 	}
 }
 
-# The stream_status row of $s in database $db
-sub stream_row
-{
-	my ($db, $s) = @_;
-	my $out = $node->safe_psql($db,
-		"SELECT state, coalesce(snapshot, ''), coalesce(pid::text, ''), coalesce(last_error, '')
-		 FROM pgoutput_stream.stream_status WHERE name = '$s'",
-		extra_params => [ '-F', "\x1f" ]);
-	my %r;
-	@r{qw(state snapshot pid last_error)} = map { $_ // '' } split /\x1f/, $out, -1;
-	return \%r;
-}
-
 # Wait until $s sent its snapshot and streams, or has an error; its pid
 # then (undef after an error)
 sub wait_snapshot_done
@@ -955,7 +942,7 @@ sub wait_snapshot_done
 	my ($pid, $r);
 	pgs_wait_until(
 		sub {
-			$r = stream_row($db, $s);
+			$r = pgs_stream_state($node, $db, $s);
 			$pid = $r->{pid} if $r->{state} eq 'streaming' && $r->{snapshot} eq 'done' && $r->{pid} ne '';
 			return defined $pid || $r->{last_error} ne '';
 		},
@@ -964,24 +951,11 @@ sub wait_snapshot_done
 	return $pid;
 }
 
-# Wait until $s confirmed everything written so far, or has an error
-sub wait_delivered_or_error
-{
-	my ($db, $s) = @_;
-	my $lsn = $node->safe_psql($db, 'SELECT pg_current_wal_lsn()');
-	return pgs_wait_until(
-		sub {
-			$node->safe_psql($db, "SELECT confirmed_lsn >= '$lsn' OR last_error IS NOT NULL
-				FROM pgoutput_stream.stream_status WHERE name = '$s'") eq 't';
-		},
-		"$s: delivered up to $lsn, or an error", 60);
-}
-
 # (d): still streaming on the worker that sent the snapshot, no last_error
 sub stream_still_fine
 {
 	my ($db, $s, $pid, $label) = @_;
-	my $r = stream_row($db, $s);
+	my $r = pgs_stream_state($node, $db, $s);
 	is($r->{state}, 'streaming', "$label: $s is streaming");
 	is($r->{snapshot}, 'done', "$label: $s sent its snapshot");
 	is($r->{last_error}, '', "$label: $s has no last_error");
@@ -1079,7 +1053,7 @@ my $offset_plan = pgs_log_offset($node);
 $node->safe_psql('postgres', "SELECT pgoutput_stream.create_stream('s_plan', 'tb_plan', snapshot => true)");
 my $pid_plan = wait_snapshot_done('postgres', 's_plan');
 run_as_mallory('postgres', join('', map { "INSERT INTO mp.$_ VALUES (4, 40);\n" } sort keys %plan_what));
-wait_delivered_or_error('postgres', 's_plan');
+pgs_wait_delivered_or_error($node, 'postgres', 's_plan');
 
 no_user_code_ran($offset_plan, '(1a-e) s_plan', map { $plan_what{$_} } sort keys %plan_what);
 is_deeply(delivered_ids($offset_plan, 's_plan'),
@@ -1147,7 +1121,7 @@ my $race_locks;
 ok( pgs_wait_until(
 		sub {
 			$race_locks = $node->safe_psql('postgres', $race_locks_sql);
-			return $race_locks =~ /\ba_first:false\b/ || stream_row('postgres', 's_race')->{last_error} ne '';
+			return $race_locks =~ /\ba_first:false\b/ || pgs_stream_state($node, 'postgres', 's_race')->{last_error} ne '';
 		},
 		'the s_race worker waits for mr.a_first', 60),
 	'(2, 3) the s_race worker waits for its lock on mr.a_first');
@@ -1170,7 +1144,7 @@ INSERT INTO mr.a_first VALUES (3);
 INSERT INTO mr.rf VALUES (3, 30, 'x'), (4, 2, 'x');
 INSERT INTO mr.z_old VALUES (3, 3);
 });
-wait_delivered_or_error('postgres', 's_race');
+pgs_wait_delivered_or_error($node, 'postgres', 's_race');
 
 no_user_code_ran($offset_race, '(2, 3) s_race', 'view under the old name of a renamed table',
 	'implicit cast in a row filter');
@@ -1210,7 +1184,7 @@ my $offset_ce = pgs_log_offset($node);
 $node->safe_psql('tb_ce', "SELECT pgoutput_stream.create_stream('s_ce', 'tb_ce_pub', snapshot => true)");
 my $pid_ce = wait_snapshot_done('tb_ce', 's_ce');
 run_as_mallory('tb_ce', 'INSERT INTO mp.plain VALUES (4, 40)');
-wait_delivered_or_error('tb_ce', 's_ce');
+pgs_wait_delivered_or_error($node, 'tb_ce', 's_ce');
 
 no_user_code_ran($offset_ce, '(1f) s_ce', 'check constraint, constraint_exclusion on');
 is_deeply(delivered_ids($offset_ce, 's_ce'), { 'mp.plain snapshot' => '1,2', 'mp.plain insert' => '4' },
@@ -1244,7 +1218,7 @@ my $offset_ro = pgs_log_offset($node);
 $node->safe_psql('tb_ro', $rw . "SELECT pgoutput_stream.create_stream('s_ro', 'tb_ro_pub', snapshot => true)");
 my $pid_ro = wait_snapshot_done('tb_ro', 's_ro');
 run_as_mallory('tb_ro', "SET default_transaction_read_only = off;\nINSERT INTO mp.t VALUES (4, 'four')");
-wait_delivered_or_error('tb_ro', 's_ro');
+pgs_wait_delivered_or_error($node, 'tb_ro', 's_ro');
 
 is_deeply(delivered_ids($offset_ro, 's_ro'), { 'mp.t snapshot' => '1,2,3', 'mp.t insert' => '4' },
 	'(7) s_ro: every row arrived');

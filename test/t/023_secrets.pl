@@ -104,14 +104,7 @@ sub try_sql
 # as the monitoring role
 sub look
 {
-	foreach my $q (
-		'SELECT row_to_json(s) FROM pgoutput_stream.stream_status s',
-		'SELECT row_to_json(w) FROM pgoutput_stream.worker_status() w',
-		'SELECT row_to_json(a) FROM pg_stat_activity a')
-	{
-		push @texts, $node->safe_psql('postgres', $q);
-		push @texts, $node->safe_psql('postgres', $q, extra_params => [ '-U', 'mon' ]);
-	}
+	push @texts, pgs_status_texts($node, 'mon');
 }
 
 # create_stream with options read from a file: (SQLSTATE or '', stderr)

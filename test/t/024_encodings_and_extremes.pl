@@ -68,19 +68,6 @@ CREATE EXTENSION pgoutput_stream;
 CREATE ROLE plain LOGIN;
 });
 
-# The stream_status row of $s in database $db
-sub stream_row
-{
-	my ($db, $s) = @_;
-	my $out = $node->safe_psql($db,
-		"SELECT state, coalesce(snapshot, ''), coalesce(pid::text, ''), coalesce(last_error, '')
-		 FROM pgoutput_stream.stream_status WHERE name = '$s'",
-		extra_params => [ '-F', "\x1f" ]);
-	my %r;
-	@r{qw(state snapshot pid last_error)} = map { $_ // '' } split /\x1f/, $out, -1;
-	return \%r;
-}
-
 # Wait until $s streams (its snapshot sent, if it takes one), or has an
 # error; its pid then (undef after an error)
 sub wait_streaming
@@ -89,7 +76,7 @@ sub wait_streaming
 	my ($pid, $r);
 	pgs_wait_until(
 		sub {
-			$r = stream_row($db, $s);
+			$r = pgs_stream_state($node, $db, $s);
 			$pid = $r->{pid}
 			  if $r->{state} eq 'streaming' && $r->{pid} ne '' && (!$snapshot || $r->{snapshot} eq 'done');
 			return defined $pid || $r->{last_error} ne '';
@@ -99,26 +86,13 @@ sub wait_streaming
 	return $pid;
 }
 
-# Wait until $s confirmed everything written so far, or has an error
-sub wait_delivered_or_error
-{
-	my ($db, $s) = @_;
-	my $lsn = $node->safe_psql($db, 'SELECT pg_current_wal_lsn()');
-	return pgs_wait_until(
-		sub {
-			$node->safe_psql($db, "SELECT confirmed_lsn >= '$lsn' OR last_error IS NOT NULL
-				FROM pgoutput_stream.stream_status WHERE name = '$s'") eq 't';
-		},
-		"$s: delivered up to $lsn, or an error", 60);
-}
-
 # Still streaming on worker $pid, without last_error; since $offset, no
 # background process logged an error and that worker did not exit (the
 # workers of dropped streams do)
 sub stream_fine
 {
 	my ($db, $s, $pid, $offset) = @_;
-	my $r = stream_row($db, $s);
+	my $r = pgs_stream_state($node, $db, $s);
 	is($r->{state}, 'streaming', "$s is streaming");
 	is($r->{last_error}, '', "$s has no last_error");
 	ok(defined $pid && $r->{pid} eq $pid,
@@ -197,7 +171,7 @@ my $min_us = '-9223372036854775808';
 my $max_us = '9223372036854775807';
 foreach my $s (sort keys %iv_streams)
 {
-	wait_delivered_or_error('postgres', $s);
+	pgs_wait_delivered_or_error($node, 'postgres', $s);
 	my @got;
 	foreach my $ev (pgs_events($node, $offset, stream => $s))
 	{
@@ -234,7 +208,7 @@ $node->safe_psql('lat', q{SELECT pg_logical_emit_message(false, 'nt', 'hello')},
 	extra_params => [ '-U', 'plain' ]);
 # (chr(233) is é in LATIN1)
 $node->safe_psql('lat', q{INSERT INTO t VALUES (1, 'caf' || chr(233))});
-wait_delivered_or_error('lat', 'lat_msg');
+pgs_wait_delivered_or_error($node, 'lat', 'lat_msg');
 is_deeply(messages($offset, 'lat_msg'), ['nt non-transactional content=hello'],
 	'(b) lat_msg: the non-transactional message of a role without privileges, once');
 is_deeply(inserted($offset, 'lat_msg', 'v'), { 1 => "insert caf$u8{e_acute}" }, '(b) lat_msg: and the insert after it');
@@ -267,7 +241,7 @@ $offset = pgs_log_offset($node);
 $node->safe_psql('win', q{SELECT pgoutput_stream.create_stream('win_val', 'pub', snapshot => true)});
 $pid = wait_streaming('win', 'win_val', 1);
 $node->safe_psql('win', qq{INSERT INTO t VALUES (2, 'x' || $euro || $x81 || 'y')});
-wait_delivered_or_error('win', 'win_val');
+pgs_wait_delivered_or_error($node, 'win', 'win_val');
 is_deeply(inserted($offset, 'win_val', 'v'), { 1 => "snapshot a$u8{fffd}b", 2 => "insert x$u8{euro}$u8{fffd}y" },
 	'(c) win_val: 0x81 is U+FFFD, in the snapshot and in an insert; 0x80 is U+20AC');
 stream_fine('win', 'win_val', $pid, $offset);
@@ -283,7 +257,7 @@ SELECT pg_logical_emit_message(true, 'txt', $euro);
 SELECT pg_logical_emit_message(true, 'bin', '\\x618162'::bytea);
 INSERT INTO t VALUES (4, 'w');
 });
-wait_delivered_or_error('win', 'win_tx');
+pgs_wait_delivered_or_error($node, 'win', 'win_tx');
 my $b64 = encode_base64("a\x81b", '');
 is_deeply(messages($offset, 'win_tx'), [ "txt transactional content=$u8{euro}", "bin transactional base64=$b64" ],
 	"(c) win_tx: a message of WIN1252 text as content, one holding 0x81 as content_base64 ($b64, its exact bytes)");
@@ -299,7 +273,7 @@ SELECT pg_logical_emit_message(false, 'nt', 'hello');
 SELECT pg_logical_emit_message(false, 'ntbin', '\x618162'::bytea);
 }, extra_params => [ '-U', 'plain' ]);
 $node->safe_psql('win', q{INSERT INTO t VALUES (3, 'z')});
-wait_delivered_or_error('win', 'win_msg');
+pgs_wait_delivered_or_error($node, 'win', 'win_msg');
 is_deeply(messages($offset, 'win_msg'),
 	[ 'nt non-transactional content=hello', "ntbin non-transactional base64=$b64" ],
 	'(b, c) win_msg: the non-transactional messages of a role without privileges, once each, 0x81 in base64');
@@ -321,10 +295,10 @@ SELECT pgoutput_stream.create_stream('ymd_s', 'ymd_pub');
 $pid = wait_streaming('postgres', 'ymd_s');
 $offset = pgs_log_offset($node);
 $node->safe_psql('postgres', q{INSERT INTO ymd VALUES (1, 4111, 11, 31)});
-ok( pgs_wait_until(sub { stream_row('postgres', 'ymd_s')->{state} eq 'failed' },
+ok( pgs_wait_until(sub { pgs_stream_state($node, 'postgres', 'ymd_s')->{state} eq 'failed' },
 		'ymd_s failed', 60),
 	'(d) a row filter that raises a data exception fails the stream');
-my $r = stream_row('postgres', 'ymd_s');
+my $r = pgs_stream_state($node, 'postgres', 'ymd_s');
 is($r->{last_error},
 	'a change could not be decoded or rendered: data exception 22008 (the server log has the error)',
 	'(d) last_error names the SQLSTATE');
@@ -346,9 +320,9 @@ CREATE TABLE t (id int PRIMARY KEY);
 CREATE PUBLICATION pub FOR TABLE t;
 SELECT pgoutput_stream.create_stream('mule_s', 'pub');
 });
-ok(pgs_wait_until(sub { stream_row('mule', 'mule_s')->{state} eq 'failed' }, 'mule_s failed', 60),
+ok(pgs_wait_until(sub { pgs_stream_state($node, 'mule', 'mule_s')->{state} eq 'failed' }, 'mule_s failed', 60),
 	'(e) a stream of a MULE_INTERNAL database fails');
-like(stream_row('mule', 'mule_s')->{last_error},
+like(pgs_stream_state($node, 'mule', 'mule_s')->{last_error},
 	qr/default conversion function for encoding "MULE_INTERNAL" to "UTF8" does not exist/,
 	'(e) last_error says why');
 $node->safe_psql('mule', q{SELECT pgoutput_stream.drop_stream('mule_s')});
@@ -408,11 +382,11 @@ ok(defined $pid, '(f) own_s takes its snapshot and streams');
 	like($err, qr/permission denied/, '(f) dbowner may not read the extension\'s table');
 }
 $node->safe_psql('owned', q{INSERT INTO t VALUES (2, 'NaN')});
-ok(pgs_wait_until(sub { stream_row('owned', 'own_f')->{state} eq 'failed' }, 'own_f failed', 60),
+ok(pgs_wait_until(sub { pgs_stream_state($node, 'owned', 'own_f')->{state} eq 'failed' }, 'own_f failed', 60),
 	'(f) own_f fails on a value Feldera cannot represent, with exit_on_error set');
-like(stream_row('owned', 'own_f')->{last_error}, qr/cannot be represented in Feldera/,
+like(pgs_stream_state($node, 'owned', 'own_f')->{last_error}, qr/cannot be represented in Feldera/,
 	'(f) with its reason');
-wait_delivered_or_error('owned', 'own_s');
+pgs_wait_delivered_or_error($node, 'owned', 'own_s');
 is_deeply(inserted($offset, 'own_s', 'id'), { 1 => 'snapshot 1', 2 => 'insert 2' },
 	'(f) own_s delivered the snapshot row and the insert');
 like(slurp_file($node->logfile, $offset),
