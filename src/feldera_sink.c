@@ -526,7 +526,14 @@ send_with_retry(PgsFelderaSink *sink, const char *url, const char *body,
 			return status;
 		}
 		describe_failure(sink, status, what, &reason, &answer);
-		/* a proxy in between could echo the request's credentials */
+
+		/*
+		 * Feldera's message (in reason, which stream_status shows) and its
+		 * whole answer (for the log): a proxy in between could echo the
+		 * request's credentials, also as its Authorization header
+		 */
+		reason = pgs_redact_text(reason, sink->base.config->feldera.url ?
+								 sink->base.config->feldera.url : pgs_feldera_url);
 		if (answer != NULL)
 			answer = pgs_redact_text(answer, sink->base.config->feldera.url ?
 									 sink->base.config->feldera.url : pgs_feldera_url);

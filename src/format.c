@@ -274,8 +274,9 @@ pgs_server_to_utf8_prepare(void)
 }
 
 /*
- * Text in the database encoding as UTF-8, never failing: src itself if it
- * needs no conversion, else a palloc'd, NUL-terminated copy.  src[0..len)
+ * Text in the database encoding as UTF-8, never failing on a character:
+ * src itself if it needs no conversion, else a palloc'd, NUL-terminated
+ * copy (a result of more than 1 GB is an error, as for any payload).  src[0..len)
  * holds no NUL byte.
  *
  * A character that has no Unicode equivalent (bytes 0x81, 0x8D, ... of

@@ -48,6 +48,7 @@
 
 #include <ctype.h>
 
+#include "common/base64.h"
 #include "lib/stringinfo.h"
 #include "nodes/pg_list.h"
 
@@ -284,6 +285,58 @@ add_secret(List *secrets, const char *start, const char *end)
 	return secrets;
 }
 
+/* start..end with %XX escapes decoded, as libcurl decodes user information */
+static char *
+percent_decoded(const char *start, const char *end)
+{
+	StringInfoData out;
+	const char *p;
+
+	initStringInfo(&out);
+	for (p = start; p < end; p++)
+	{
+		if (*p == '%' && end - p >= 3 && isxdigit((unsigned char) p[1]) &&
+			isxdigit((unsigned char) p[2]))
+		{
+			char		hex[3] = {p[1], p[2], '\0'};
+
+			appendStringInfoChar(&out, (char) strtol(hex, NULL, 16));
+			p += 2;
+		}
+		else
+			appendStringInfoChar(&out, *p);
+	}
+	return out.data;
+}
+
+/*
+ * The user information of a URL as an HTTP client sends it: decoded, and
+ * as the base64 of "user:password" in an "Authorization: Basic" header,
+ * which a proxy or a server's error message may echo back.
+ */
+static List *
+add_sent_userinfo_secrets(List *secrets, const char *start, const char *end)
+{
+	char	   *userinfo = percent_decoded(start, end);
+	size_t		len = strlen(userinfo);
+	char	   *colon = strchr(userinfo, ':');
+	int			b64len = pg_b64_enc_len((int) len);
+	char	   *b64 = palloc(b64len + 1);
+	int			n;
+
+	secrets = add_secret(secrets, userinfo, userinfo + len);
+	if (colon != NULL)
+		secrets = add_secret(secrets, colon + 1, userinfo + len);
+	n = pg_b64_encode(userinfo, (int) len, b64, b64len);
+	if (n > 0)
+		secrets = add_secret(secrets, b64, b64 + n);
+	explicit_bzero(userinfo, len);
+	pfree(userinfo);
+	explicit_bzero(b64, b64len + 1);
+	pfree(b64);
+	return secrets;
+}
+
 /* The secret parts of every URL of a list: see pgs_redact_text */
 static List *
 add_url_secrets(List *secrets, const char *urls)
@@ -307,6 +360,7 @@ add_url_secrets(List *secrets, const char *urls)
 			secrets = add_secret(secrets, u.authority, u.at);
 			if (colon != NULL)
 				secrets = add_secret(secrets, colon + 1, u.at);
+			secrets = add_sent_userinfo_secrets(secrets, u.authority, u.at);
 		}
 		if (!port_is_number(&u))
 		{

@@ -206,22 +206,41 @@ restrict_security_context(void)
 /*
  * The text of an error that stream_status keeps as last_error.  Roles that
  * may not read the published tables can read it, so it must hold no row
- * values.  PostgreSQL's own data exceptions (class 22: an input or output
- * function, a function of a publication's row filter) quote the value in
- * their message, so for those only the SQLSTATE is kept; the server log
- * has the whole error.  The extension's own data exceptions keep values in
- * their detail (format_feldera.c, format_debezium.c), so their message is
- * kept.  elog.c keeps only the base name of the reporting file.
+ * values.  PostgreSQL's own input functions and the functions of a
+ * publication's row filter quote the value they failed on, in data
+ * exceptions (class 22: 'date field value out of range: 4111-11-31') and,
+ * input functions, syntax errors (42601: 'syntax error in tsquery: "..."',
+ * kept as a precaution: PostgreSQL refuses row filters that would call an
+ * input function); for those only
+ * the SQLSTATE is kept, and the server log has the whole error.  The
+ * extension's own errors keep values out of their message (a value goes
+ * to the detail), so their message is kept: they are told apart by the
+ * reporting file, of which elog.c keeps the base name.  Of PostgreSQL's
+ * files with the same names, guc.c, launcher.c, proto.c and worker.c, none
+ * raises errors with row values in this process.
  */
 static const char *
 error_text_for_status(const ErrorData *edata)
 {
-	if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION ||
-		(edata->filename != NULL &&
-		 (strcmp(edata->filename, "format_feldera.c") == 0 ||
-		  strcmp(edata->filename, "format_debezium.c") == 0)))
+	static const char *const own_files[] = {
+		"pgoutput_stream.c", "guc.c", "shmem.c", "launcher.c", "worker.c",
+		"decoder.c", "proto.c", "snapshot.c", "filter.c", "format.c",
+		"value_text.c", "format_json.c", "format_debezium.c",
+		"format_feldera.c", "subject.c", "sink_log.c", "stream_config.c",
+		"sql_api.c", "peek.c", "wakeup.c", "ddl_guard.c", "nats_sink.c",
+		"feldera_sink.c", "secrets.c"
+	};
+	int			i;
+
+	if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION &&
+		edata->sqlerrcode != ERRCODE_SYNTAX_ERROR)
 		return edata->message;
-	return psprintf("a change could not be decoded or rendered: data exception %s (the server log has the error)",
+	for (i = 0; edata->filename != NULL && i < (int) lengthof(own_files); i++)
+	{
+		if (strcmp(edata->filename, own_files[i]) == 0)
+			return edata->message;
+	}
+	return psprintf("a change could not be decoded or rendered: error %s (the server log has the error)",
 					unpack_sql_state(edata->sqlerrcode));
 }
 
@@ -946,7 +965,7 @@ pgoutput_stream_worker_main(Datum main_arg)
 			   decoding_work_mem) != 0)
 	{
 		ereport(LOG,
-				(errmsg("stream worker ignores the database's setting of \"logical_decoding_work_mem\"")));
+				(errmsg("stream worker ignores the setting of \"logical_decoding_work_mem\" made for its database or role")));
 		SetConfigOption("logical_decoding_work_mem", decoding_work_mem,
 						PGC_SUSET, PGC_S_OVERRIDE);
 	}

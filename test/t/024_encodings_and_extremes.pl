@@ -300,7 +300,7 @@ ok( pgs_wait_until(sub { pgs_stream_state($node, 'postgres', 'ymd_s')->{state} e
 	'(d) a row filter that raises a data exception fails the stream');
 my $r = pgs_stream_state($node, 'postgres', 'ymd_s');
 is($r->{last_error},
-	'a change could not be decoded or rendered: data exception 22008 (the server log has the error)',
+	'a change could not be decoded or rendered: error 22008 (the server log has the error)',
 	'(d) last_error names the SQLSTATE');
 unlike($r->{last_error}, qr/4111/, '(d) and not the value');
 like(slurp_file($node->logfile, $offset), qr/date field value out of range: 4111-11-31/,
@@ -390,7 +390,7 @@ pgs_wait_delivered_or_error($node, 'owned', 'own_s');
 is_deeply(inserted($offset, 'own_s', 'id'), { 1 => 'snapshot 1', 2 => 'insert 2' },
 	'(f) own_s delivered the snapshot row and the insert');
 like(slurp_file($node->logfile, $offset),
-	qr/stream worker ignores the database's setting of "logical_decoding_work_mem"/,
+	qr/stream worker ignores the setting of "logical_decoding_work_mem" made for its database or role/,
 	'(f) the worker says it ignores the database\'s logical_decoding_work_mem');
 $node->safe_psql('owned', q{
 SELECT pgoutput_stream.drop_stream('own_s');
