@@ -249,8 +249,10 @@ payload_to_utf8(StringInfo buf, int start)
  * conversions are found, never one that another role created.
  */
 static FmgrInfo utf8_conversion;
-#define CONVERSION_CHUNK	(1024 * 1024)
 static bool utf8_conversion_ready = false;
+
+/* converted at a time: the output buffer holds a piece's worst case */
+#define CONVERSION_CHUNK	(1024 * 1024)
 
 void
 pgs_server_to_utf8_prepare(void)
@@ -276,8 +278,8 @@ pgs_server_to_utf8_prepare(void)
 /*
  * Text in the database encoding as UTF-8, never failing on a character:
  * src itself if it needs no conversion, else a palloc'd, NUL-terminated
- * copy (a result of more than 1 GB is an error, as for any payload).  src[0..len)
- * holds no NUL byte.
+ * copy (a result of more than 1 GB is an error, as for any payload).
+ * src[0..len) holds no NUL byte.
  *
  * A character that has no Unicode equivalent (bytes 0x81, 0x8D, ... of
  * WIN1252, some characters of the multi-byte encodings) becomes U+FFFD,

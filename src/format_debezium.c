@@ -798,26 +798,21 @@ read_interval(const char *text)
 {
 	static const char min_time[] = "-2562047788:00:54.775808";
 	size_t		len = strlen(text);
+	bool		is_min = len >= sizeof(min_time) - 1 &&
+		strcmp(text + len - (sizeof(min_time) - 1), min_time) == 0;
+	char	   *read = pstrdup(text);
 	Interval   *iv;
 
-	if (len >= sizeof(min_time) - 1 &&
-		strcmp(text + len - (sizeof(min_time) - 1), min_time) == 0)
-	{
-		char	   *nearer = pstrdup(text);
-
-		nearer[len - 1] = '7';
-		iv = DatumGetIntervalP(DirectFunctionCall3(interval_in,
-												   CStringGetDatum(nearer),
-												   ObjectIdGetDatum(InvalidOid),
-												   Int32GetDatum(-1)));
+	if (is_min)
+		read[len - 1] = '7';
+	iv = DatumGetIntervalP(DirectFunctionCall3(interval_in,
+											   CStringGetDatum(read),
+											   ObjectIdGetDatum(InvalidOid),
+											   Int32GetDatum(-1)));
+	if (is_min)
 		iv->time -= 1;
-		pfree(nearer);
-		return iv;
-	}
-	return DatumGetIntervalP(DirectFunctionCall3(interval_in,
-												 CStringGetDatum(text),
-												 ObjectIdGetDatum(InvalidOid),
-												 Int32GetDatum(-1)));
+	pfree(read);
+	return iv;
 }
 
 /* How the elements of an array are encoded */

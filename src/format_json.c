@@ -71,11 +71,9 @@ static void json_append_tuple(StringInfo buf, const PgsFormatOptions *opts,
 							  const char *toast_key);
 static void json_append_value(StringInfo buf, PgsValueMode mode, Oid typid,
 							  const StringInfoData *val);
-static void json_append_array(StringInfo buf, PgsTypeCacheEntry *type,
-							  const char *text);
-static void json_append_nested(StringInfo buf, Oid typid, const char *text);
-static void json_append_nested_element(StringInfo buf, const char *text,
-									   void *arg);
+static void json_append_typed(StringInfo buf, PgsTypeCacheEntry *entry,
+							  const char *text, int len, bool nested);
+static void json_append_element(StringInfo buf, const char *text, void *arg);
 static void json_append_datetime(StringInfo buf, Oid base, const char *text);
 static void json_append_composite(StringInfo buf, Oid base, const char *text);
 static void json_append_message(StringInfo buf, const PgsEvent *ev);
@@ -389,89 +387,36 @@ json_append_tuple(StringInfo buf, const PgsFormatOptions *opts,
  * is NUL-terminated, as logicalrep_read_tuple leaves it), as JSON.
  *
  * In text mode every value is a string, as the original tool wrote it.
- * In typed mode, booleans and numbers become JSON booleans and numbers
- * (numeric keeps its exact digits: the text is copied, never parsed into
- * a double), json and jsonb are embedded, arrays become JSON arrays with
- * typed elements and nulls, and everything else stays a string.
+ * In typed mode, see json_append_typed().
  */
 static void
 json_append_value(StringInfo buf, PgsValueMode mode, Oid typid,
 				  const StringInfoData *val)
 {
-	PgsTypeCacheEntry *entry;
-
 	if (mode == PGS_VALUES_TEXT)
-	{
 		escape_json(buf, val->data);
-		return;
-	}
-
-	entry = pgs_type_cache_lookup(typid);
-	switch (entry->category)
-	{
-		case PGS_JSON_BOOL:
-			if (strcmp(val->data, "t") == 0)
-				appendStringInfoString(buf, "true");
-			else if (strcmp(val->data, "f") == 0)
-				appendStringInfoString(buf, "false");
-			else
-				escape_json(buf, val->data);
-			break;
-
-		case PGS_JSON_NUMBER:
-			/* NaN and the infinities are not JSON numbers: keep them strings */
-			if (IsValidJsonNumber(val->data, val->len))
-				appendBinaryStringInfo(buf, val->data, val->len);
-			else
-				escape_json(buf, val->data);
-			break;
-
-		case PGS_JSON_RAW:
-			json_append_minified(buf, val->data, val->len);
-			break;
-
-		case PGS_JSON_ARRAY:
-			json_append_array(buf, entry, val->data);
-			break;
-
-		case PGS_JSON_DATETIME:
-		case PGS_JSON_COMPOSITE:
-		case PGS_JSON_STRING:
-			escape_json(buf, val->data);
-			break;
-	}
+	else
+		json_append_typed(buf, pgs_type_cache_lookup(typid), val->data,
+						  val->len, false);
 }
 
 /*
- * An array in typed mode, as array_to_json() would write it if no cast to
- * json existed: each element by the rules of json_append_nested().
+ * A non-NULL value of the type of entry, given as its text[0..len), in
+ * typed mode: booleans and numbers as JSON (numeric keeps its exact digits:
+ * the text is copied, never parsed into a double; NaN and the infinities
+ * stay strings), json and jsonb embedded, arrays as JSON arrays, the rest
+ * as strings of their text.
+ *
+ * nested is true inside an array or a composite.  There values are written
+ * the way datum_to_json() in utils/adt/json.c writes them for
+ * array_to_json(): dates and timestamps in ISO 8601, composites as
+ * objects.  Unlike datum_to_json(), a user-defined cast to json is never
+ * used: it is a function the type's owner wrote.
  */
 static void
-json_append_array(StringInfo buf, PgsTypeCacheEntry *type, const char *text)
+json_append_typed(StringInfo buf, PgsTypeCacheEntry *entry, const char *text,
+				  int len, bool nested)
 {
-	pgs_append_json_array(buf, type, text, json_append_nested_element,
-						  &type->elemtype);
-}
-
-static void
-json_append_nested_element(StringInfo buf, const char *text, void *arg)
-{
-	json_append_nested(buf, *(Oid *) arg, text);
-}
-
-/*
- * A non-NULL value inside an array or a composite, given as the text of
- * its type typid, the way datum_to_json() in utils/adt/json.c writes it:
- * booleans and numbers as JSON, json and jsonb embedded, dates and
- * timestamps in ISO 8601, arrays and composites nested, the rest as
- * strings of their text.  Unlike datum_to_json(), a user-defined cast to
- * json is not used: it is a function the type's owner wrote.
- */
-static void
-json_append_nested(StringInfo buf, Oid typid, const char *text)
-{
-	PgsTypeCacheEntry *entry = pgs_type_cache_lookup(typid);
-
 	/* types nest only as deep as their definitions, but stay safe */
 	check_stack_depth();
 
@@ -486,27 +431,41 @@ json_append_nested(StringInfo buf, Oid typid, const char *text)
 				escape_json(buf, text);
 			break;
 		case PGS_JSON_NUMBER:
-			if (IsValidJsonNumber(text, strlen(text)))
-				appendStringInfoString(buf, text);
+			if (IsValidJsonNumber(text, len))
+				appendBinaryStringInfo(buf, text, len);
 			else
 				escape_json(buf, text);
 			break;
 		case PGS_JSON_RAW:
-			json_append_minified(buf, text, strlen(text));
+			json_append_minified(buf, text, len);
 			break;
 		case PGS_JSON_ARRAY:
-			json_append_array(buf, entry, text);
+			pgs_append_json_array(buf, entry, text, json_append_element,
+								  pgs_type_cache_lookup(entry->elemtype));
 			break;
 		case PGS_JSON_DATETIME:
-			json_append_datetime(buf, entry->base, text);
+			if (nested)
+				json_append_datetime(buf, entry->base, text);
+			else
+				escape_json(buf, text);
 			break;
 		case PGS_JSON_COMPOSITE:
-			json_append_composite(buf, entry->base, text);
+			if (nested)
+				json_append_composite(buf, entry->base, text);
+			else
+				escape_json(buf, text);
 			break;
 		case PGS_JSON_STRING:
 			escape_json(buf, text);
 			break;
 	}
+}
+
+/* An element of an array; arg is the element type's cache entry */
+static void
+json_append_element(StringInfo buf, const char *text, void *arg)
+{
+	json_append_typed(buf, (PgsTypeCacheEntry *) arg, text, strlen(text), true);
 }
 
 /*
@@ -551,7 +510,7 @@ json_append_datetime(StringInfo buf, Oid base, const char *text)
 /*
  * A composite inside an array or composite, as composite_to_json() writes
  * it: an object of the fields that are not dropped, in attribute order,
- * each by json_append_nested().  The fields are taken from record_out's
+ * each by json_append_typed().  The fields are taken from record_out's
  * text (value_text.c), never read with record_in.  Text that does not
  * split into the type's fields (it cannot happen) becomes a string.
  */
@@ -591,7 +550,8 @@ json_append_composite(StringInfo buf, Oid base, const char *text)
 		if (fields[f] == NULL)
 			appendStringInfoString(buf, "null");
 		else
-			json_append_nested(buf, att->atttypid, fields[f]);
+			json_append_typed(buf, pgs_type_cache_lookup(att->atttypid),
+							  fields[f], strlen(fields[f]), true);
 		f++;
 	}
 	appendStringInfoChar(buf, '}');

@@ -73,10 +73,10 @@
 #include "snapshot.h"
 #include "worker.h"
 
-/* Rows sent between two resets of the row memory and progress reports */
+/* Rows read between two progress reports and checks for a stop request */
 #define SNAPSHOT_BATCH_ROWS	1000
-/* ... or sooner, once their text takes this much memory */
-#define SNAPSHOT_BATCH_BYTES	(8 * 1024 * 1024)
+/* Memory the text of the rows sent may take before it is freed */
+#define SNAPSHOT_ROW_BYTES	(8 * 1024 * 1024)
 
 /*
  * A published table, as pg_get_publication_tables() lists it: by OID, with
@@ -87,7 +87,6 @@
 typedef struct SnapshotTable
 {
 	Oid			relid;
-	char		relkind;
 	char	   *nspname;		/* from the locked relation */
 	char	   *relname;
 	Bitmapset  *columns;		/* column list (attnums), NULL: all columns */
@@ -98,10 +97,18 @@ typedef struct SnapshotTable
 static List *publication_tables(const PgsStreamConfig *config);
 static PgsRelation *describe_table(SnapshotTable *table,
 								   const PgsFilterConfig *filter);
+static SnapshotTable *listed_table(const PgsStreamConfig *config,
+									HeapTuple tuple, TupleDesc desc);
 static int	table_name_cmp(const ListCell *a, const ListCell *b);
 static uint64 copy_table(const SnapshotTable *table, const PgsRelation *rel,
 						 XLogRecPtr start_lsn, TimestampTz snapshot_time,
 						 const PgsSnapshotHooks *hooks);
+static bool row_passes_filter(ExprState *filter, ExprContext *econtext,
+							  TupleTableSlot *rootslot, TupleTableSlot *slot,
+							  const AttrMap *map);
+static void row_to_text(LogicalRepTupleData *tuple, const AttrNumber *attnums,
+						FmgrInfo *outputs, TupleTableSlot *slot,
+						const AttrMap *map);
 static void set_progress(PgsStreamSlot *entry, int tables_total,
 						 int tables_done, uint64 rows);
 static void stop_if_requested(const PgsSnapshotHooks *hooks);
@@ -306,69 +313,71 @@ publication_tables(const PgsStreamConfig *config)
 
 	for (i = 0; i < SPI_processed; i++)
 	{
-		HeapTuple	tuple = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
 		MemoryContext spi = MemoryContextSwitchTo(caller);
-		SnapshotTable *table;
-		Relation	relation;
-		bool		isnull;
-		Oid			relid;
-		Datum		attrs;
-		Datum		qual;
+		SnapshotTable *table = listed_table(config, SPI_tuptable->vals[i],
+											SPI_tuptable->tupdesc);
 
-		relid = DatumGetObjectId(SPI_getbinval(tuple, desc, 1, &isnull));
-		relation = try_relation_open(relid, AccessShareLock);
-		if (relation == NULL)
-		{
-			/* dropped since it was listed: it has no rows to send */
-			MemoryContextSwitchTo(spi);
-			continue;
-		}
-		if (relation->rd_rel->relkind != RELKIND_RELATION &&
-			relation->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
-		{
-			ereport(LOG,
-					(errmsg("initial snapshot skips relation \"%s\", which is not a table",
-							RelationGetRelationName(relation))));
-			relation_close(relation, NoLock);
-			MemoryContextSwitchTo(spi);
-			continue;
-		}
-
-		table = palloc0(sizeof(SnapshotTable));
-		table->relid = relid;
-		table->relkind = relation->rd_rel->relkind;
-		table->nspname = get_namespace_name(RelationGetNamespace(relation));
-		table->relname = pstrdup(RelationGetRelationName(relation));
-		/* the lock is kept until the snapshot's transaction ends */
-		relation_close(relation, NoLock);
-
-		/* the extension's own table is never streamed */
-		if (strcmp(table->nspname, "pgoutput_stream") == 0 ||
-			!pgs_filter_keeps_table(&config->filter, table->nspname, table->relname))
-		{
-			MemoryContextSwitchTo(spi);
-			continue;
-		}
-
-		attrs = SPI_getbinval(tuple, desc, 2, &isnull);
-		if (!isnull)
-		{
-			int2vector *attnums = (int2vector *) DatumGetPointer(attrs);
-			int			a;
-
-			for (a = 0; a < attnums->dim1; a++)
-				table->columns = bms_add_member(table->columns,
-												attnums->values[a]);
-		}
-		qual = SPI_getbinval(tuple, desc, 3, &isnull);
-		if (!isnull)
-			table->rowfilter = (Expr *) stringToNode(TextDatumGetCString(qual));
-		tables = lappend(tables, table);
+		if (table != NULL)
+			tables = lappend(tables, table);
 		MemoryContextSwitchTo(spi);
 	}
 	list_sort(tables, table_name_cmp);
 	return tables;
+}
+
+/*
+ * The table of one row of pg_get_publication_tables(), locked, or NULL if
+ * the snapshot leaves it out: dropped since it was listed, no longer a
+ * table, the extension's own, or not kept by the stream's filters.
+ */
+static SnapshotTable *
+listed_table(const PgsStreamConfig *config, HeapTuple tuple, TupleDesc desc)
+{
+	SnapshotTable *table;
+	Relation	relation;
+	bool		isnull;
+	Datum		attrs;
+	Datum		qual;
+
+	relation = try_relation_open(DatumGetObjectId(SPI_getbinval(tuple, desc, 1, &isnull)),
+								 AccessShareLock);
+	if (relation == NULL)
+		return NULL;
+	if (relation->rd_rel->relkind != RELKIND_RELATION &&
+		relation->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
+	{
+		ereport(LOG,
+				(errmsg("initial snapshot skips relation \"%s\", which is not a table",
+						RelationGetRelationName(relation))));
+		relation_close(relation, NoLock);
+		return NULL;
+	}
+
+	table = palloc0(sizeof(SnapshotTable));
+	table->relid = RelationGetRelid(relation);
+	table->nspname = get_namespace_name(RelationGetNamespace(relation));
+	table->relname = pstrdup(RelationGetRelationName(relation));
+	/* the lock is kept until the snapshot's transaction ends */
+	relation_close(relation, NoLock);
+
+	/* the extension's own table is never streamed */
+	if (strcmp(table->nspname, "pgoutput_stream") == 0 ||
+		!pgs_filter_keeps_table(&config->filter, table->nspname, table->relname))
+		return NULL;
+
+	attrs = SPI_getbinval(tuple, desc, 2, &isnull);
+	if (!isnull)
+	{
+		int2vector *attnums = (int2vector *) DatumGetPointer(attrs);
+		int			a;
+
+		for (a = 0; a < attnums->dim1; a++)
+			table->columns = bms_add_member(table->columns, attnums->values[a]);
+	}
+	qual = SPI_getbinval(tuple, desc, 3, &isnull);
+	if (!isnull)
+		table->rowfilter = (Expr *) stringToNode(TextDatumGetCString(qual));
+	return table;
 }
 
 /* Order of the tables in the snapshot: by schema name, then table name */
@@ -477,7 +486,8 @@ copy_table(const SnapshotTable *table, const PgsRelation *rel,
 {
 	Relation	root = relation_open(table->relid, NoLock);
 	TupleDesc	rootdesc = RelationGetDescr(root);
-	MemoryContext batch_cxt;
+	MemoryContext row_cxt;
+	MemoryContext old;
 	EState	   *estate = CreateExecutorState();
 	ExprContext *econtext = GetPerTupleExprContext(estate);
 	ExprState  *filter = NULL;
@@ -519,15 +529,25 @@ copy_table(const SnapshotTable *table, const PgsRelation *rel,
 	newtup.colvalues = palloc0(sizeof(StringInfoData) * Max(rel->natts, 1));
 	newtup.colstatus = palloc(sizeof(char) * Max(rel->natts, 1));
 
+	/* the same event for every row: only newtup's values change */
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = PGS_EVENT_INSERT;
+	ev.snapshot = true;
+	ev.lsn = start_lsn;
+	ev.final_lsn = start_lsn;
+	ev.commit_time = snapshot_time;
+	ev.rel = unconstify(PgsRelation *, rel);
+	ev.newtup = &newtup;
+
 	/* a partitioned table's rows are in its leaf partitions */
-	if (table->relkind == RELKIND_PARTITIONED_TABLE)
+	if (root->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
 		leaves = find_all_inheritors(table->relid, AccessShareLock, NULL);
 	else
 		leaves = list_make1_oid(table->relid);
 
-	batch_cxt = AllocSetContextCreate(CurrentMemoryContext,
-									  "pgoutput_stream snapshot batch",
-									  ALLOCSET_DEFAULT_SIZES);
+	row_cxt = AllocSetContextCreate(CurrentMemoryContext,
+									"pgoutput_stream snapshot rows",
+									ALLOCSET_DEFAULT_SIZES);
 	foreach(lc, leaves)
 	{
 		Relation	leaf = relation_open(lfirst_oid(lc), NoLock);
@@ -549,13 +569,10 @@ copy_table(const SnapshotTable *table, const PgsRelation *rel,
 		scan = table_beginscan(leaf, GetActiveSnapshot(), 0, NULL);
 		while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
 		{
-			MemoryContext old;
-
 			CHECK_FOR_INTERRUPTS();
-			/* between batches: free the rows' text, report, maybe stop */
+			/* between batches: report, maybe stop */
 			if (scanned > 0 && scanned % SNAPSHOT_BATCH_ROWS == 0)
 			{
-				MemoryContextReset(batch_cxt);
 				set_progress(hooks->entry, -1, -1,
 							 hooks->entry->snapshot_rows + rows - reported);
 				reported = rows;
@@ -563,63 +580,18 @@ copy_table(const SnapshotTable *table, const PgsRelation *rel,
 			}
 			scanned++;
 			slot_getallattrs(slot);
+			if (filter != NULL &&
+				!row_passes_filter(filter, econtext, rootslot, slot, map))
+				continue;
 
-			if (filter != NULL)
-			{
-				Datum		pass;
-				bool		isnull;
-
-				ResetExprContext(econtext);
-				ExecClearTuple(rootslot);
-				for (i = 0; i < rootdesc->natts; i++)
-				{
-					AttrNumber	from = map ? map->attnums[i] : i + 1;
-
-					rootslot->tts_isnull[i] = (from == 0) || slot->tts_isnull[from - 1];
-					rootslot->tts_values[i] = from == 0 ? (Datum) 0 : slot->tts_values[from - 1];
-				}
-				ExecStoreVirtualTuple(rootslot);
-				econtext->ecxt_scantuple = rootslot;
-				pass = ExecEvalExprSwitchContext(filter, econtext, &isnull);
-				if (isnull || !DatumGetBool(pass))
-					continue;
-			}
-
-			old = MemoryContextSwitchTo(batch_cxt);
-			for (i = 0; i < rel->natts; i++)
-			{
-				AttrNumber	attnum = table->attnums[i];
-
-				if (map != NULL)
-					attnum = map->attnums[attnum - 1];
-				if (attnum == 0 || slot->tts_isnull[attnum - 1])
-					newtup.colstatus[i] = LOGICALREP_COLUMN_NULL;
-				else
-				{
-					char	   *value = OutputFunctionCall(&outputs[i],
-														   slot->tts_values[attnum - 1]);
-
-					newtup.colstatus[i] = LOGICALREP_COLUMN_TEXT;
-					newtup.colvalues[i].data = value;
-					newtup.colvalues[i].len = strlen(value);
-					newtup.colvalues[i].maxlen = newtup.colvalues[i].len + 1;
-				}
-			}
-
-			memset(&ev, 0, sizeof(ev));
-			ev.kind = PGS_EVENT_INSERT;
-			ev.snapshot = true;
-			ev.lsn = start_lsn;
-			ev.final_lsn = start_lsn;
-			ev.commit_time = snapshot_time;
-			ev.rel = unconstify(PgsRelation *, rel);
-			ev.newtup = &newtup;
+			old = MemoryContextSwitchTo(row_cxt);
+			row_to_text(&newtup, table->attnums, outputs, slot, map);
 			hooks->emit(&ev, hooks->emit_arg);
 			MemoryContextSwitchTo(old);
 			rows++;
-			/* large rows: their text is freed before a batch is complete */
-			if (MemoryContextMemAllocated(batch_cxt, false) > SNAPSHOT_BATCH_BYTES)
-				MemoryContextReset(batch_cxt);
+			/* the rows' text, freed once it takes some room */
+			if (MemoryContextMemAllocated(row_cxt, false) > SNAPSHOT_ROW_BYTES)
+				MemoryContextReset(row_cxt);
 		}
 		table_endscan(scan);
 		ExecDropSingleTupleTableSlot(slot);
@@ -631,12 +603,71 @@ copy_table(const SnapshotTable *table, const PgsRelation *rel,
 				 hooks->entry->snapshot_rows + rows - reported);
 	stop_if_requested(hooks);
 
-	MemoryContextDelete(batch_cxt);
+	MemoryContextDelete(row_cxt);
 	if (rootslot != NULL)
 		ExecDropSingleTupleTableSlot(rootslot);
 	FreeExecutorState(estate);
 	relation_close(root, NoLock);
 	return rows;
+}
+
+/*
+ * Whether the publication's row filter keeps the row in slot (a row of the
+ * table, or of a partition whose attributes map maps to the root's, in
+ * which the filter is written).
+ */
+static bool
+row_passes_filter(ExprState *filter, ExprContext *econtext,
+				  TupleTableSlot *rootslot, TupleTableSlot *slot,
+				  const AttrMap *map)
+{
+	Datum		pass;
+	bool		isnull;
+	int			i;
+
+	ResetExprContext(econtext);
+	ExecClearTuple(rootslot);
+	for (i = 0; i < rootslot->tts_tupleDescriptor->natts; i++)
+	{
+		AttrNumber	from = map ? map->attnums[i] : i + 1;
+
+		rootslot->tts_isnull[i] = from == 0 || slot->tts_isnull[from - 1];
+		rootslot->tts_values[i] = from == 0 ? (Datum) 0 : slot->tts_values[from - 1];
+	}
+	ExecStoreVirtualTuple(rootslot);
+	econtext->ecxt_scantuple = rootslot;
+	pass = ExecEvalExprSwitchContext(filter, econtext, &isnull);
+	return !isnull && DatumGetBool(pass);
+}
+
+/*
+ * Fill tuple with the text of the published columns of the row in slot:
+ * column i is the root's attribute attnums[i], found in slot through map
+ * for a partition.
+ */
+static void
+row_to_text(LogicalRepTupleData *tuple, const AttrNumber *attnums,
+			FmgrInfo *outputs, TupleTableSlot *slot, const AttrMap *map)
+{
+	int			i;
+
+	for (i = 0; i < tuple->ncols; i++)
+	{
+		AttrNumber	attnum = map ? map->attnums[attnums[i] - 1] : attnums[i];
+
+		if (attnum == 0 || slot->tts_isnull[attnum - 1])
+			tuple->colstatus[i] = LOGICALREP_COLUMN_NULL;
+		else
+		{
+			char	   *value = OutputFunctionCall(&outputs[i],
+												   slot->tts_values[attnum - 1]);
+
+			tuple->colstatus[i] = LOGICALREP_COLUMN_TEXT;
+			tuple->colvalues[i].data = value;
+			tuple->colvalues[i].len = strlen(value);
+			tuple->colvalues[i].maxlen = tuple->colvalues[i].len + 1;
+		}
+	}
 }
 
 /*

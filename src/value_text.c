@@ -190,6 +190,7 @@ pgs_vector_text_to_json(StringInfo buf, const char *text,
 {
 	StringInfoData elem;
 	const char *p = text;
+	bool		first = true;
 
 	initStringInfo(&elem);
 	appendStringInfoChar(buf, '[');
@@ -200,8 +201,9 @@ pgs_vector_text_to_json(StringInfo buf, const char *text,
 			appendStringInfoChar(&elem, *p++);
 		if (elem.len > 0)
 		{
-			if (buf->data[buf->len - 1] != '[')
+			if (!first)
 				appendStringInfoChar(buf, ',');
+			first = false;
 			element(buf, elem.data, arg);
 		}
 		if (*p == ' ')

@@ -173,9 +173,11 @@ set_output_settings(void)
 	SetConfigOption("TimeZone", "UTC", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("extra_float_digits", "3", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("bytea_output", "hex", PGC_SUSET, PGC_S_OVERRIDE);
-	/* money prints per lc_monetary, reg* types schema-qualify per search_path */
+	/*
+	 * money prints per lc_monetary; reg* types schema-qualify per the
+	 * search_path, which pgs_guc_override_database_settings() empties
+	 */
 	SetConfigOption("lc_monetary", "C", PGC_SUSET, PGC_S_OVERRIDE);
-	SetConfigOption("search_path", "", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("client_encoding", GetDatabaseEncodingName(),
 					PGC_SUSET, PGC_S_OVERRIDE);
 }
@@ -190,7 +192,8 @@ set_output_settings(void)
  * code of another role run after all, it cannot change the role, create
  * temporary objects that shadow the catalogs, or keep cursors.  Set outside
  * any transaction, this is what each transaction starts with and what an
- * aborted one returns to.  The search_path is empty (set_output_settings).
+ * aborted one returns to.  The search_path is empty
+ * (pgs_guc_override_database_settings).
  */
 static void
 restrict_security_context(void)
@@ -206,13 +209,12 @@ restrict_security_context(void)
 /*
  * The text of an error that stream_status keeps as last_error.  Roles that
  * may not read the published tables can read it, so it must hold no row
- * values.  PostgreSQL's own input functions and the functions of a
- * publication's row filter quote the value they failed on, in data
- * exceptions (class 22: 'date field value out of range: 4111-11-31') and,
- * input functions, syntax errors (42601: 'syntax error in tsquery: "..."',
- * kept as a precaution: PostgreSQL refuses row filters that would call an
- * input function); for those only
- * the SQLSTATE is kept, and the server log has the whole error.  The
+ * values.  PostgreSQL's own code quotes the value it failed on in data
+ * exceptions (class 22, e.g. a row filter's make_date(): 'date field value
+ * out of range: 4111-11-31') and in input functions' syntax errors (42601,
+ * 'syntax error in tsquery: "..."'; a precaution, since PostgreSQL refuses
+ * row filters that would call an input function).  For those only the
+ * SQLSTATE is kept, and the server log has the whole error.  The
  * extension's own errors keep values out of their message (a value goes
  * to the detail), so their message is kept: they are told apart by the
  * reporting file, of which elog.c keeps the base name.  Of PostgreSQL's

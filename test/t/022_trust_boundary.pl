@@ -261,32 +261,20 @@ EOF
 }
 
 my $setup = trace_function_sql('m') . <<"EOF";
-CREATE FUNCTION m.chk(v int) RETURNS boolean LANGUAGE plpgsql AS \$f\$
+CREATE FUNCTION m.chk(v anyelement, what text) RETURNS boolean LANGUAGE plpgsql AS \$f\$
 BEGIN
-  PERFORM m.trace('domain check');
-  RETURN true;
-END
-\$f\$;
-CREATE FUNCTION m.chk_labels(v anyarray) RETURNS boolean LANGUAGE plpgsql AS \$f\$
-BEGIN
-  PERFORM m.trace('array domain check');
-  RETURN true;
-END
-\$f\$;
-CREATE FUNCTION m.chk_any(v anyelement) RETURNS boolean LANGUAGE plpgsql AS \$f\$
-BEGIN
-  PERFORM m.trace('composite domain check');
+  PERFORM m.trace(what);
   RETURN true;
 END
 \$f\$;
 CREATE TYPE m.e AS ENUM ('lo', 'hi', 'two words', 'q,"x"\\y');
-CREATE DOMAIN m.d AS int CHECK (m.chk(VALUE));
+CREATE DOMAIN m.d AS int CHECK (m.chk(VALUE, 'domain check'));
 CREATE TYPE m.c AS (n m.d, l m.e, t text);
 CREATE TYPE m.c2 AS (k int, gone text, sub m.c, ls m.e[], ds m.d[]);
 ALTER TYPE m.c2 DROP ATTRIBUTE gone;
-CREATE DOMAIN m.dc AS m.c CHECK (m.chk_any(VALUE));
+CREATE DOMAIN m.dc AS m.c CHECK (m.chk(VALUE, 'composite domain check'));
 CREATE TYPE m.r AS RANGE (subtype = m.d, multirange_type_name = m.mr);
-CREATE DOMAIN m.dea AS m.e[] CHECK (m.chk_labels(VALUE));
+CREATE DOMAIN m.dea AS m.e[] CHECK (m.chk(VALUE, 'array domain check'));
 EOF
 foreach my $t (qw(e c c2 r mr))
 {
