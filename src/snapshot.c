@@ -109,6 +109,8 @@ static bool row_passes_filter(ExprState *filter, ExprContext *econtext,
 static void row_to_text(LogicalRepTupleData *tuple, const AttrNumber *attnums,
 						FmgrInfo *outputs, TupleTableSlot *slot,
 						const AttrMap *map);
+static void snapshot_event(PgsEvent *ev, PgsEventKind kind,
+						   XLogRecPtr start_lsn, TimestampTz snapshot_time);
 static void set_progress(PgsStreamSlot *entry, int tables_total,
 						 int tables_done, uint64 rows);
 static void stop_if_requested(const PgsSnapshotHooks *hooks);
@@ -185,12 +187,8 @@ pgs_snapshot_take(const PgsStreamConfig *config, const PgsSnapshotHooks *hooks)
 	 * recognise events they stored before (NATS message ids) do not take a
 	 * row of this attempt for one of an earlier attempt.
 	 */
-	memset(&ev, 0, sizeof(ev));
-	ev.kind = PGS_EVENT_BEGIN;
+	snapshot_event(&ev, PGS_EVENT_BEGIN, start_lsn, snapshot_time);
 	ev.seq_base = (int64) (attempt - 1) << 32;
-	ev.lsn = start_lsn;
-	ev.final_lsn = start_lsn;
-	ev.commit_time = snapshot_time;
 	hooks->emit(&ev, hooks->emit_arg);
 
 	foreach(lc, tables)
@@ -205,12 +203,8 @@ pgs_snapshot_take(const PgsStreamConfig *config, const PgsSnapshotHooks *hooks)
 	/* a snapshot whose Commit was sent must not be abandoned: last chance */
 	stop_if_requested(hooks);
 
-	memset(&ev, 0, sizeof(ev));
-	ev.kind = PGS_EVENT_COMMIT;
-	ev.lsn = start_lsn;
-	ev.final_lsn = start_lsn;
+	snapshot_event(&ev, PGS_EVENT_COMMIT, start_lsn, snapshot_time);
 	ev.end_lsn = start_lsn;
-	ev.commit_time = snapshot_time;
 	hooks->emit(&ev, hooks->emit_arg);
 
 	hooks->wait_delivered();
@@ -502,11 +496,7 @@ copy_table(const SnapshotTable *table, const PgsRelation *rel,
 	uint64		reported = 0;
 	int			i;
 
-	memset(&ev, 0, sizeof(ev));
-	ev.kind = PGS_EVENT_RELATION;
-	ev.lsn = start_lsn;
-	ev.final_lsn = start_lsn;
-	ev.commit_time = snapshot_time;
+	snapshot_event(&ev, PGS_EVENT_RELATION, start_lsn, snapshot_time);
 	ev.rel = unconstify(PgsRelation *, rel);
 	hooks->emit(&ev, hooks->emit_arg);
 
@@ -530,12 +520,8 @@ copy_table(const SnapshotTable *table, const PgsRelation *rel,
 	newtup.colstatus = palloc(sizeof(char) * Max(rel->natts, 1));
 
 	/* the same event for every row: only newtup's values change */
-	memset(&ev, 0, sizeof(ev));
-	ev.kind = PGS_EVENT_INSERT;
+	snapshot_event(&ev, PGS_EVENT_INSERT, start_lsn, snapshot_time);
 	ev.snapshot = true;
-	ev.lsn = start_lsn;
-	ev.final_lsn = start_lsn;
-	ev.commit_time = snapshot_time;
 	ev.rel = unconstify(PgsRelation *, rel);
 	ev.newtup = &newtup;
 
@@ -668,6 +654,21 @@ row_to_text(LogicalRepTupleData *tuple, const AttrNumber *attnums,
 			tuple->colvalues[i].maxlen = tuple->colvalues[i].len + 1;
 		}
 	}
+}
+
+/*
+ * An event of the snapshot's transaction, which commits at the slot's
+ * start
+ */
+static void
+snapshot_event(PgsEvent *ev, PgsEventKind kind, XLogRecPtr start_lsn,
+			   TimestampTz snapshot_time)
+{
+	memset(ev, 0, sizeof(*ev));
+	ev->kind = kind;
+	ev->lsn = start_lsn;
+	ev->final_lsn = start_lsn;
+	ev->commit_time = snapshot_time;
 }
 
 /*
