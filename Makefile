@@ -9,6 +9,7 @@ OBJS = \
 	src/worker.o \
 	src/decoder.o \
 	src/proto.o \
+	src/event_id.o \
 	src/snapshot.o \
 	src/filter.o \
 	src/format.o \

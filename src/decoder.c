@@ -89,48 +89,27 @@ pgs_slot_lookup(const char *slot_name, bool *usable, XLogRecPtr *confirmed)
 }
 
 /*
- * Create the stream's slot if it does not exist.  Runs its own transaction;
- * returns true if the slot was created.  An existing slot must be a
- * pgoutput slot of this database.
+ * Whether the stream's slot exists.  An existing slot must be a pgoutput
+ * slot of this database.
+ *
+ * A missing slot is not created here: a slot made now would start at the
+ * current position, and everything committed since the stream's slot was
+ * lost would be skipped without a word.  The caller fails the stream.
  */
 bool
-pgs_decoder_ensure_slot(const PgsStreamConfig *config)
+pgs_decoder_slot_exists(const PgsStreamConfig *config)
 {
-	bool		created = false;
 	bool		usable;
 
-	if (pgs_slot_lookup(config->slot_name, &usable, NULL))
-	{
-		if (!usable)
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("replication slot \"%s\" cannot be used by stream \"%s\"",
-							config->slot_name, config->name),
-					 errdetail("The slot must be a logical slot of this database using the plugin \"pgoutput\".")));
+	if (!pgs_slot_lookup(config->slot_name, &usable, NULL))
 		return false;
-	}
-
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	{
-		Oid			argtypes[1] = {TEXTOID};
-		Datum		args[1] = {CStringGetTextDatum(config->slot_name)};
-
-		if (SPI_execute_with_args("SELECT pg_catalog.pg_create_logical_replication_slot($1::pg_catalog.name, 'pgoutput')",
-								  1, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not create replication slot \"%s\"", config->slot_name);
-		created = true;
-	}
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-
-	ereport(LOG,
-			(errmsg("stream \"%s\" created missing replication slot \"%s\"",
-					config->name, config->slot_name)));
-	return created;
+	if (!usable)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("replication slot \"%s\" cannot be used by stream \"%s\"",
+						config->slot_name, config->name),
+				 errdetail("The slot must be a logical slot of this database using the plugin \"pgoutput\".")));
+	return true;
 }
 
 /*

@@ -28,7 +28,7 @@ typedef struct PgsDecoder
 extern List *pgs_decoder_options(const PgsStreamConfig *config);
 extern bool pgs_slot_lookup(const char *slot_name, bool *usable,
 							XLogRecPtr *confirmed);
-extern bool pgs_decoder_ensure_slot(const PgsStreamConfig *config);
+extern bool pgs_decoder_slot_exists(const PgsStreamConfig *config);
 extern void pgs_decoder_wait_for_slot(const char *slot_name);
 extern PgsDecoder *pgs_decoder_start(const PgsStreamConfig *config,
 									 PgsEventCallback callback, void *arg);

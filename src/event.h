@@ -56,9 +56,7 @@ typedef struct PgsRelation
 /*
  * One event.  Which fields are set depends on kind:
  *
- * BEGIN:	xid, final_lsn (LSN of the commit record), commit_time, seq_base
- *			(position of the transaction's first event: 0, except for a
- *			repeated initial snapshot)
+ * BEGIN:	xid, final_lsn (LSN of the commit record), commit_time
  * COMMIT:	xid, final_lsn (commit record LSN), end_lsn (end of the commit
  *			record: what the slot is confirmed to), commit_time, txn_empty
  *			(no event of the transaction passed the filters, and no Begin
@@ -75,6 +73,12 @@ typedef struct PgsRelation
  *			truncate_restart_seqs
  * MESSAGE: msg_transactional, msg_prefix, msg_content/msg_len
  *
+ * Every event: position, its place in the transaction, and
+ * snapshot_attempt, the attempt of the initial snapshot it belongs to (0
+ * for a decoded change); with the commit LSN they make the event's
+ * identity (event_id.c).  Positions are numbered before the stream's own
+ * filters, so that they do not change with the stream's options.
+ *
  * lsn is the LSN the decoder reported with the message (change LSN for
  * changes, commit end for COMMIT); xid is the transaction (Invalid for a
  * non-transactional message).  Tuple column status follows pgoutput:
@@ -88,7 +92,8 @@ typedef struct PgsEvent
 	XLogRecPtr	final_lsn;
 	XLogRecPtr	end_lsn;
 	TimestampTz commit_time;
-	int64		seq_base;
+	int64		position;
+	int32		snapshot_attempt;
 	bool		txn_empty;
 
 	PgsRelation *rel;

@@ -68,12 +68,13 @@
 #include "utils/timestamp.h"
 
 #include "compat.h"
+#include "event_id.h"
 #include "guc.h"
 #include "secrets.h"
 #include "sink.h"
 #include "worker.h"
 
-#define PGS_NATS_ID_LEN		(NAMEDATALEN + 64)
+#define PGS_NATS_ID_LEN		PGS_EVENT_ID_LEN
 
 /*
  * A published message, in a ring in publish order, until the main thread
@@ -84,15 +85,10 @@
 typedef struct NatsPending
 {
 	pg_atomic_uint32 state;		/* NATS_PENDING_* */
-	XLogRecPtr	lsn;			/* commit LSN of its transaction (of itself,
-								 * for a non-transactional logical message),
-								 * or a heartbeat's confirmed LSN */
+	PgsEventId	id;				/* what its Nats-Msg-Id is made of */
 	XLogRecPtr	end_lsn;		/* the last message of a transaction: what
 								 * the slot may be confirmed to once it and
 								 * all before it are stored; else Invalid */
-	int64		seq;			/* position, or a heartbeat's time */
-	Oid			relid;			/* of a Relation event */
-	bool		heartbeat;
 } NatsPending;
 
 #define NATS_PENDING_IN_FLIGHT	0
@@ -118,17 +114,6 @@ typedef natsStatus (*CreateEncodedMsgFn) (natsMsg **msg,
 /* cnats' destructor proper: frees a message at once, in the calling thread */
 typedef void (*FreeMsgFn) (void *msg);
 
-/* Where the previous life of the stream stopped in JetStream */
-typedef struct NatsResumePoint
-{
-	bool		active;
-	XLogRecPtr	txn_lsn;
-	int64		seq;
-	bool		is_relation;
-	Oid			relid;			/* of a relation event */
-	bool		relations_done; /* relation events at seq seen up to relid */
-} NatsResumePoint;
-
 typedef struct PgsNatsSink
 {
 	PgsSink		base;
@@ -143,7 +128,7 @@ typedef struct PgsNatsSink
 	XLogRecPtr	commit_time_lsn;	/* transaction commit_time belongs to */
 	char		commit_time[MAXDATELEN + 1];	/* its Pg-Commit-Time header */
 
-	NatsResumePoint resume;
+	PgsResumePoint resume;		/* where the previous life stopped */
 	bool		encode_headers; /* through create_encoded_msg */
 	StringInfoData msgbuf;		/* headers and payload being encoded */
 	bool		chain;			/* ExpectLastMsgId on every message */
@@ -267,69 +252,6 @@ format_lsn(char *buf, XLogRecPtr lsn)
 
 	buf[n++] = '/';
 	return n + format_hex(buf + n, (uint32) lsn);
-}
-
-/*
- * Format a message id: "<slot>:<hi>/<lo>:<seq>[:r<relid>]" for an event,
- * "<slot>:<hi>/<lo>:hb<time>" for a heartbeat.  No PostgreSQL memory or
- * error calls, so that the acknowledgement thread can use it too.
- */
-static void
-format_msg_id(char *buf, const char *slot, const NatsPending *p)
-{
-	/* a slot name is shorter than NAMEDATALEN; the rest takes < 64 bytes */
-	int			n = (int) strlcpy(buf, slot, NAMEDATALEN);
-
-	buf[n++] = ':';
-	n += format_lsn(buf + n, p->lsn);
-	buf[n++] = ':';
-	if (p->heartbeat)
-	{
-		buf[n++] = 'h';
-		buf[n++] = 'b';
-	}
-	n += pg_lltoa(p->seq, buf + n);
-	if (!p->heartbeat && OidIsValid(p->relid))
-	{
-		buf[n++] = ':';
-		buf[n++] = 'r';
-		n += pg_ultoa_n(p->relid, buf + n);
-		buf[n] = '\0';
-	}
-}
-
-/*
- * Parse "<slot>:<hi>/<lo>:<seq>[:r<relid>]" (an event) or
- * "<slot>:<hi>/<lo>:hb<ms>" (a heartbeat: everything before that LSN is
- * stored; its position is -1).
- */
-static bool
-parse_msg_id(const char *id, XLogRecPtr *txn_lsn, int64 *seq, bool *is_relation)
-{
-	const char *p = strchr(id, ':');
-	unsigned int hi;
-	unsigned int lo;
-	long long	n;
-	int			consumed = 0;
-
-	if (p == NULL)
-		return false;
-	if (sscanf(p + 1, "%X/%X:%n", &hi, &lo, &consumed) != 2 || consumed == 0)
-		return false;
-	*txn_lsn = ((uint64) hi << 32) | lo;
-	*is_relation = false;
-	p += 1 + consumed;
-	if (p[0] == 'h' && p[1] == 'b')
-	{
-		*seq = -1;
-		return true;
-	}
-	consumed = 0;
-	if (sscanf(p, "%lld%n", &n, &consumed) != 1)
-		return false;
-	*seq = (int64) n;
-	*is_relation = p[consumed] == ':';
-	return true;
 }
 
 /* Record the first failure; later ones are consequences of it */
@@ -459,7 +381,7 @@ settle_message(PgsNatsSink *sink, natsMsg *reply)
 		char		description[160];
 		char		err_code[16];
 
-		format_msg_id(id, sink->slot_name, p);
+		pgs_event_id_format(id, sink->slot_name, &p->id);
 		if (json != NULL &&
 			reply_field(json, "description", description, sizeof(description)))
 			set_failed(sink, "message %s was not stored: %s (JetStream error code %s)", id,
@@ -536,8 +458,8 @@ ack_thread_main(void *arg)
 
 			pg_read_barrier();
 			if (sink->ack_cursor < tail)
-				format_msg_id(id, sink->slot_name,
-							  &sink->pending[sink->ack_cursor % sink->pending_cap]);
+				pgs_event_id_format(id, sink->slot_name,
+									&sink->pending[sink->ack_cursor % sink->pending_cap].id);
 			set_failed(sink, "message %s was not stored: no JetStream stream captures its subject (no responders)",
 					   id);
 			SetLatch(MyLatch);
@@ -984,8 +906,10 @@ read_resume_point(PgsNatsSink *sink, const PgsStreamConfig *config, char **reaso
 	jsStreamInfo *si = NULL;
 	uint64		stream_last_seq = 0;
 	char	   *filter = psprintf("%s.>", config->fmt.subject_prefix);
+	PgsEventId	last_id;
+	bool		ours = false;
 
-	sink->resume.active = false;
+	memset(&sink->resume, 0, sizeof(sink->resume));
 	sink->chain = true;
 	sink->chain_seq = 0;
 	sink->last_id[0] = '\0';
@@ -1016,36 +940,46 @@ read_resume_point(PgsNatsSink *sink, const PgsStreamConfig *config, char **reaso
 		return false;
 	}
 
-	if (natsMsgHeader_Get(last, "Nats-Msg-Id", &id) == NATS_OK)
+	if (natsMsgHeader_Get(last, "Nats-Msg-Id", &id) == NATS_OK &&
+		pgs_event_id_parse(id, config->slot_name, &last_id))
 	{
-		size_t		slot_len = strlen(config->slot_name);
+		const char *sysid = NULL;
 
-		if (strncmp(id, config->slot_name, slot_len) == 0 && id[slot_len] == ':' &&
-			parse_msg_id(id, &sink->resume.txn_lsn, &sink->resume.seq,
-						 &sink->resume.is_relation))
+		/*
+		 * The last message came from another cluster (a restored dump, a
+		 * rebuilt server) if its system identifier differs: its LSNs say
+		 * nothing about ours, so nothing may be skipped.
+		 */
+		if (natsMsgHeader_Get(last, "Pg-System-Id", &sysid) != NATS_OK ||
+			strcmp(sysid, sink->system_id) != 0)
+			ereport(LOG,
+					(errmsg("stream \"%s\" does not resume after the last message of JetStream stream \"%s\": it was written by another database cluster",
+							config->name, sink->stream)));
+		else
 		{
-			const char *sysid = NULL;
-			const char *r = strstr(id, ":r");
-
-			sink->resume.active = true;
-			sink->resume.relations_done = false;
-			sink->resume.relid = InvalidOid;
-			if (sink->resume.is_relation && r != NULL)
-				sink->resume.relid = (Oid) strtoul(r + 2, NULL, 10);
+			ours = true;
 			strlcpy(sink->last_id, id, sizeof(sink->last_id));
-
-			/*
-			 * The last message came from another cluster (a restored dump,
-			 * a rebuilt server) if its system identifier differs: its LSNs
-			 * say nothing about ours, so nothing may be skipped.
-			 */
-			if (natsMsgHeader_Get(last, "Pg-System-Id", &sysid) != NATS_OK ||
-				strcmp(sysid, psprintf(UINT64_FORMAT, GetSystemIdentifier())) != 0)
+			switch (pgs_resume_start(&sink->resume, &last_id))
 			{
-				sink->resume.active = false;
-				ereport(LOG,
-						(errmsg("stream \"%s\" does not resume after the last message of JetStream stream \"%s\": it was written by another database cluster",
-								config->name, sink->stream)));
+				case PGS_RESUME_AFTER:
+					break;
+				case PGS_RESUME_OTHER_EPOCH:
+					ereport(LOG,
+							(errmsg("stream \"%s\" skips nothing in JetStream stream \"%s\": its last message \"%s\" is not in this server's history",
+									config->name, sink->stream, id),
+							 errdetail("The message was written on another timeline (after a point-in-time restore or a promotion) or by an earlier version. Events are sent again from the slot's position; those JetStream stored within its duplicate window are not stored twice.")));
+					break;
+				case PGS_RESUME_AHEAD_OF_WAL:
+					{
+						char	   *message;
+
+						message = psprintf("JetStream stream \"%s\" holds message \"%s\", which is beyond the end of this server's WAL at %X/%X",
+										   sink->stream, id,
+										   LSN_FORMAT_ARGS(GetFlushRecPtr(NULL)));
+						natsMsg_Destroy(last);
+						pgs_worker_fail(message,
+										"This server is an older copy of the one that wrote the message, restored without a new timeline: its new transactions would get ids that JetStream already holds, and be dropped as duplicates. Give the stream a new JetStream stream (stream options nats_stream and subject_prefix), or delete the JetStream stream, then call pgoutput_stream.start_stream().");
+					}
 			}
 		}
 	}
@@ -1055,7 +989,7 @@ read_resume_point(PgsNatsSink *sink, const PgsStreamConfig *config, char **reaso
 	 * would fail, so order relies on this worker being the only writer of
 	 * its subjects and on duplicate detection.
 	 */
-	if (!sink->resume.active || natsMsg_GetSequence(last) != stream_last_seq)
+	if (!ours || natsMsg_GetSequence(last) != stream_last_seq)
 		sink->chain = false;
 	else
 		sink->chain_seq = stream_last_seq;
@@ -1157,39 +1091,6 @@ try_connect(PgsNatsSink *sink, const PgsStreamConfig *config, char **reason)
 	return ok;
 }
 
-/* Whether an event was stored before the previous life of the stream ended */
-static bool
-already_stored(PgsNatsSink *sink, XLogRecPtr txn_lsn, const PgsOutput *out)
-{
-	NatsResumePoint *r = &sink->resume;
-	bool		is_relation = out->event->kind == PGS_EVENT_RELATION;
-
-	if (!r->active)
-		return false;
-	if (txn_lsn < r->txn_lsn)
-		return true;
-	if (txn_lsn > r->txn_lsn)
-	{
-		r->active = false;
-		return false;
-	}
-	if (out->seq < r->seq)
-		return true;
-	if (out->seq > r->seq)
-		return false;
-	/* same position: relation events come before the change they describe */
-	if (!r->is_relation)
-		return true;			/* the change itself was stored */
-	if (!is_relation)
-		return false;
-	/* several relation events (TRUNCATE): stored up to r->relid */
-	if (r->relations_done)
-		return false;
-	if (out->event->rel->relid == r->relid)
-		r->relations_done = true;
-	return true;
-}
-
 /*
  * Show in stream_status while cnats is reconnecting: messages wait in its
  * buffer until the connection is back or their acknowledgement times out.
@@ -1255,7 +1156,7 @@ retire_messages(PgsNatsSink *sink)
 
 		if (pg_atomic_read_u32(&p->state) != NATS_PENDING_STORED)
 			break;
-		if (!p->heartbeat)
+		if (!p->id.heartbeat)
 			sink->txn_messages--;
 		if (!XLogRecPtrIsInvalid(p->end_lsn))
 		{
@@ -1421,7 +1322,7 @@ publish_chained(PgsNatsSink *sink, const char *subject, const char *payload,
 	natsStatus	s;
 
 	Assert(nheaders <= PGS_NATS_MAX_HEADERS);
-	format_msg_id(id, sink->slot_name, what);
+	pgs_event_id_format(id, sink->slot_name, &what->id);
 	all[n].key = "Nats-Msg-Id";
 	all[n++].value = id;
 
@@ -1456,15 +1357,12 @@ publish_chained(PgsNatsSink *sink, const char *subject, const char *payload,
 	 * check_failed(): nothing acknowledged for nats_ack_timeout while
 	 * messages are in flight.
 	 */
-	p->lsn = what->lsn;
-	p->seq = what->seq;
-	p->relid = what->relid;
-	p->heartbeat = what->heartbeat;
+	p->id = what->id;
 	p->end_lsn = InvalidXLogRecPtr;
 	pg_atomic_write_u32(&p->state, NATS_PENDING_IN_FLIGHT);
-	if (!what->heartbeat)
+	if (!what->id.heartbeat)
 		sink->txn_messages++;
-	if (!what->heartbeat && !standalone)
+	if (!what->id.heartbeat && !standalone)
 		sink->txn_open = true;
 	if (pg_atomic_fetch_add_u32(&sink->inflight, 1) == 0)
 	{
@@ -1542,14 +1440,12 @@ nats_send(PgsSink *base, const PgsOutput *out)
 	char		commit_lsn[32];
 	char		xid[16];
 
-	if (already_stored(sink, txn_lsn, out))
+	if (pgs_resume_already_stored(&sink->resume, &out->id))
 		return;
 	wait_for_room(sink);
 
 	memset(&what, 0, sizeof(what));
-	what.lsn = txn_lsn;
-	what.seq = out->seq;
-	what.relid = ev->kind == PGS_EVENT_RELATION ? ev->rel->relid : InvalidOid;
+	what.id = out->id;
 
 	format_lsn(lsn, ev->lsn);
 	headers[n].key = "Pg-Lsn";
@@ -1602,6 +1498,14 @@ nats_send(PgsSink *base, const PgsOutput *out)
  * Publish a heartbeat to <prefix>.heartbeat: the slot's confirmed position
  * and the time, so that consumers can measure their lag while tables are
  * idle.  It takes part in the chain like any message.
+ *
+ * Stored last, a heartbeat is a resume point: every transaction that
+ * committed before its LSN counts as stored (event_id.c).  So it is sent
+ * only when everything published before it is acknowledged, and its LSN is
+ * at least the end of the last acknowledged transaction, whatever the
+ * caller passes: a heartbeat with an older LSN, stored after a transaction
+ * beyond it, would have that transaction sent again after a crash, and
+ * stored twice once the duplicate window has passed.
  */
 static void
 nats_heartbeat(PgsSink *base, XLogRecPtr confirmed)
@@ -1613,13 +1517,17 @@ nats_heartbeat(PgsSink *base, XLogRecPtr confirmed)
 	StringInfoData subject;
 	StringInfoData payload;
 	TimestampTz now = GetCurrentTimestamp();
+	XLogRecPtr	stored_before;
 
-	wait_for_room(sink);
+	check_failed(sink);
+	retire_messages(sink);
+	if (sink->txn_open || sink->pending_head != pg_atomic_read_u64(&sink->pending_tail))
+		return;
+	stored_before = Max(confirmed, sink->acked);
+
 	memset(&what, 0, sizeof(what));
-	what.heartbeat = true;
-	what.lsn = confirmed;
-	what.seq = (int64) now;
-	format_lsn(lsn, confirmed);
+	pgs_event_id_heartbeat(stored_before, (int64) now, &what.id);
+	format_lsn(lsn, stored_before);
 	initStringInfo(&subject);
 	appendStringInfo(&subject, "%s.heartbeat", base->config->fmt.subject_prefix);
 	initStringInfo(&payload);

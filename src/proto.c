@@ -221,6 +221,7 @@ emit_change(PgsProtoState *state, PgsRelationEntry *entry, const PgsEvent *ev)
 		init_event(state, &relation, PGS_EVENT_RELATION, entry->announce_lsn,
 				   ev->xid);
 		relation.rel = entry->rel;
+		relation.position = ev->position;
 		entry->announce = false;
 		pass_on(state, &relation);
 	}
@@ -334,6 +335,7 @@ pgs_proto_read(PgsProtoState *state, XLogRecPtr lsn, TransactionId xid,
 				state->commit_time = begin.committime;
 				state->begin_lsn = lsn;
 				state->begin_pending = true;
+				state->position = 0;
 				break;
 			}
 		case LOGICAL_REP_MSG_COMMIT:
@@ -346,6 +348,7 @@ pgs_proto_read(PgsProtoState *state, XLogRecPtr lsn, TransactionId xid,
 				ev.end_lsn = commit.end_lsn;
 				ev.commit_time = commit.committime;
 				ev.txn_empty = state->begin_pending;
+				ev.position = state->position + 1;
 				emit(state, &ev);
 				state->xid = InvalidTransactionId;
 				state->begin_pending = false;
@@ -387,6 +390,7 @@ pgs_proto_read(PgsProtoState *state, XLogRecPtr lsn, TransactionId xid,
 
 				relid = logicalrep_read_insert(&s, &newtup);
 				init_event(state, &ev, PGS_EVENT_INSERT, lsn, xid);
+				ev.position = ++state->position;
 				entry = lookup_relation(state, relid);
 				check_tuple(entry, &newtup);
 				ev.rel = entry->rel;
@@ -405,6 +409,7 @@ pgs_proto_read(PgsProtoState *state, XLogRecPtr lsn, TransactionId xid,
 
 				relid = logicalrep_read_update(&s, &has_oldtuple, &oldtup, &newtup);
 				init_event(state, &ev, PGS_EVENT_UPDATE, lsn, xid);
+				ev.position = ++state->position;
 				entry = lookup_relation(state, relid);
 				check_tuple(entry, &newtup);
 				ev.rel = entry->rel;
@@ -427,6 +432,7 @@ pgs_proto_read(PgsProtoState *state, XLogRecPtr lsn, TransactionId xid,
 
 				relid = logicalrep_read_delete(&s, &oldtup);
 				init_event(state, &ev, PGS_EVENT_DELETE, lsn, xid);
+				ev.position = ++state->position;
 				entry = lookup_relation(state, relid);
 				check_tuple(entry, &oldtup);
 				ev.rel = entry->rel;
@@ -448,6 +454,8 @@ pgs_proto_read(PgsProtoState *state, XLogRecPtr lsn, TransactionId xid,
 					PgsRelationEntry *entry;
 
 					init_event(state, &ev, PGS_EVENT_TRUNCATE, lsn, xid);
+					/* each relation a change of its own, in pgoutput's order */
+					ev.position = ++state->position;
 					entry = lookup_relation(state, lfirst_oid(lc));
 					ev.rel = entry->rel;
 					ev.truncate_cascade = cascade;
@@ -469,7 +477,9 @@ pgs_proto_read(PgsProtoState *state, XLogRecPtr lsn, TransactionId xid,
 							 errmsg("pgoutput message content length %d is invalid", size)));
 				init_event(state, &ev, PGS_EVENT_MESSAGE, message_lsn, xid);
 				ev.msg_transactional = (flags & 1) != 0;
-				if (!ev.msg_transactional)
+				if (ev.msg_transactional)
+					ev.position = ++state->position;
+				else
 					ev.xid = InvalidTransactionId;
 				ev.msg_prefix = prefix;
 				ev.msg_content = pq_getmsgbytes(&s, size);

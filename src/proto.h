@@ -31,6 +31,8 @@ typedef struct PgsProtoState
 	TimestampTz commit_time;
 	XLogRecPtr	begin_lsn;		/* LSN the decoder reported with 'B' */
 	bool		begin_pending;	/* Begin not passed on yet */
+	int64		position;		/* of the transaction's last change so far,
+								 * counted before the filters (event_id.c) */
 
 	const PgsFilterConfig *filter;	/* the stream's, lives longer than us */
 	PgsEventCallback callback;

@@ -24,6 +24,7 @@
 #include "lib/stringinfo.h"
 
 #include "event.h"
+#include "event_id.h"
 #include "stream_config.h"
 
 typedef struct PgsSink PgsSink;
@@ -35,10 +36,7 @@ typedef struct PgsOutput
 	const char *subject;
 	const char *payload;		/* NULL if the format emits nothing */
 	int			payload_len;
-	int64		seq;			/* position of the event in its transaction;
-								 * relation events do not count, so that
-								 * positions do not depend on whether the
-								 * relation was described before */
+	PgsEventId	id;				/* the event's identity (event_id.c) */
 } PgsOutput;
 
 struct PgsSink

@@ -117,6 +117,10 @@ static void stop_if_requested(const PgsSnapshotHooks *hooks);
 static int	begin_attempt(const PgsStreamConfig *config);
 static XLogRecPtr existing_slot_start(const PgsStreamConfig *config);
 
+/* the identity of the snapshot's events (event_id.c) */
+static int32 snapshot_attempt = 0;
+static int64 snapshot_position = 0;	/* of the last row sent */
+
 void
 pgs_snapshot_take(const PgsStreamConfig *config, const PgsSnapshotHooks *hooks)
 {
@@ -182,13 +186,14 @@ pgs_snapshot_take(const PgsStreamConfig *config, const PgsSnapshotHooks *hooks)
 	set_progress(hooks->entry, list_length(tables), 0, 0);
 
 	/*
-	 * One transaction, committed at the slot's start.  Each attempt numbers
-	 * its events after those of the earlier ones, so that targets that
-	 * recognise events they stored before (NATS message ids) do not take a
-	 * row of this attempt for one of an earlier attempt.
+	 * One transaction, committed at the slot's start.  Its events belong to
+	 * this attempt (event_id.c): a row of this attempt is never taken for
+	 * one of an earlier attempt, nor for a change decoded at the slot's
+	 * start.
 	 */
+	snapshot_attempt = attempt;
+	snapshot_position = 0;
 	snapshot_event(&ev, PGS_EVENT_BEGIN, start_lsn, snapshot_time);
-	ev.seq_base = (int64) (attempt - 1) << 32;
 	hooks->emit(&ev, hooks->emit_arg);
 
 	foreach(lc, tables)
@@ -572,6 +577,7 @@ copy_table(const SnapshotTable *table, const PgsRelation *rel,
 
 			old = MemoryContextSwitchTo(row_cxt);
 			row_to_text(&newtup, table->attnums, outputs, slot, map);
+			ev.position = ++snapshot_position;
 			hooks->emit(&ev, hooks->emit_arg);
 			MemoryContextSwitchTo(old);
 			rows++;
@@ -669,6 +675,10 @@ snapshot_event(PgsEvent *ev, PgsEventKind kind, XLogRecPtr start_lsn,
 	ev->lsn = start_lsn;
 	ev->final_lsn = start_lsn;
 	ev->commit_time = snapshot_time;
+	ev->snapshot_attempt = snapshot_attempt;
+	/* Begin is 0; a Relation event takes the next row's, Commit the last */
+	if (kind != PGS_EVENT_BEGIN)
+		ev->position = snapshot_position + 1;
 }
 
 /*

@@ -55,6 +55,7 @@
 
 #include "compat.h"
 #include "decoder.h"
+#include "event_id.h"
 #include "format.h"
 #include "guc.h"
 #include "shmem.h"
@@ -76,8 +77,6 @@ typedef struct PgsWorkerState
 	MemoryContext event_cxt;	/* reset after every event */
 	StringInfoData subject;
 	StringInfoData payload;
-	int64		seq;			/* position of the next event in its
-								 * transaction */
 	bool		needs_payload;	/* a target delivers formatted payloads */
 	bool		waiting;		/* a target reported that it waits */
 	bool		in_snapshot;	/* sending the initial snapshot */
@@ -230,7 +229,7 @@ error_text_for_status(const ErrorData *edata)
 		"value_text.c", "format_json.c", "format_debezium.c",
 		"format_feldera.c", "subject.c", "sink_log.c", "stream_config.c",
 		"sql_api.c", "peek.c", "wakeup.c", "ddl_guard.c", "nats_sink.c",
-		"feldera_sink.c", "secrets.c"
+		"feldera_sink.c", "secrets.c", "event_id.c"
 	};
 	int			i;
 
@@ -282,9 +281,6 @@ emit_event(const PgsEvent *ev, void *arg pg_attribute_unused())
 	bool		emitted = false;
 	int			i;
 
-	if (ev->kind == PGS_EVENT_BEGIN)
-		worker.seq = ev->seq_base;
-
 	old = MemoryContextSwitchTo(worker.event_cxt);
 	resetStringInfo(&worker.subject);
 	resetStringInfo(&worker.payload);
@@ -298,11 +294,7 @@ emit_event(const PgsEvent *ev, void *arg pg_attribute_unused())
 	out.subject = worker.subject.data;
 	out.payload = emitted ? worker.payload.data : NULL;
 	out.payload_len = emitted ? worker.payload.len : 0;
-	out.seq = worker.seq;
-	if (ev->kind == PGS_EVENT_MESSAGE && !ev->msg_transactional)
-		out.seq = 0;			/* a unit of its own, outside transactions */
-	else if (emitted && ev->kind != PGS_EVENT_RELATION)
-		worker.seq++;
+	pgs_event_id_of(ev, &out.id);
 
 	for (i = 0; i < worker.nsinks; i++)
 	{
@@ -744,7 +736,11 @@ run_stream(void)
 		worker.in_snapshot = false;
 		report_counters();
 	}
-	(void) pgs_decoder_ensure_slot(worker.config);
+	if (!pgs_decoder_slot_exists(worker.config))
+		pgs_worker_fail(psprintf("replication slot \"%s\" does not exist",
+								 worker.config->slot_name),
+						psprintf("The slot was dropped, or this server was restored from a dump or upgraded without its slots: the changes since the stream last ran cannot be delivered. To stream from now on, create the slot with pg_create_logical_replication_slot('%s', 'pgoutput'), then call pgoutput_stream.start_stream().",
+								 worker.config->slot_name));
 	pgs_decoder_wait_for_slot(worker.config->slot_name);
 	decoder = pgs_decoder_start(worker.config, emit_event, NULL);
 	if (decoder == NULL)
@@ -1017,6 +1013,8 @@ pgoutput_stream_worker_main(Datum main_arg)
 		StartTransactionCommand();
 		pgs_server_to_utf8_prepare();
 		CommitTransactionCommand();
+		/* the timelines that event ids are made of */
+		pgs_event_id_init();
 		run_stream();
 	}
 	PG_CATCH();

@@ -5,6 +5,8 @@
 // commands:
 //   add <stream> <storage file|memory> <subject>...   create a stream; prints its info
 //   update <stream> <subject>...                     replace the subjects of a stream
+//   max-msg-size <stream> <bytes>                    set the largest message a stream stores
+//                                                    (-1: no limit)
 //   info <stream>                                     prints {config, state} of a stream
 //   consumer <stream> <durable>                       create a durable pull consumer
 //                                                     (explicit acks, from the first message)
@@ -40,6 +42,10 @@ if (command === "add") {
 } else if (command === "update") {
   const [name, ...subjects] = rest;
   const info = await jsm.streams.update(name, { subjects });
+  result = { config: info.config, state: info.state };
+} else if (command === "max-msg-size") {
+  const [name, bytes] = rest;
+  const info = await jsm.streams.update(name, { max_msg_size: Number(bytes) });
   result = { config: info.config, state: info.state };
 } else if (command === "info") {
   const info = await jsm.streams.info(rest[0]);

@@ -725,17 +725,20 @@ sub pgs_msg_payload
 
 =item pgs_msg_id_parts($id)
 
-The parts of a Nats-Msg-Id "<slot>:<commit lsn>:<position>[:r<relid>]":
-(slot, commit LSN text, position, relid or undef); () if it does not have
-that form.
+The parts of an event's Nats-Msg-Id
+"<slot>:t<timeline>[s<snapshot attempt>]:<commit lsn>:<position>[:r<relid>]"
+(see src/event_id.c): (slot, commit LSN text, position, relid or undef,
+timeline, snapshot attempt or 0); () if it does not have that form.
 
 =cut
 
 sub pgs_msg_id_parts
 {
 	my ($id) = @_;
-	return () unless defined $id && $id =~ m{^(.+):([0-9A-F]+/[0-9A-F]+):(\d+)(?::r(\d+))?\z};
-	return ($1, $2, $3, $4);
+	return ()
+	  unless defined $id
+	  && $id =~ m{^([a-z0-9_]+):t(\d+)(?:s(\d+))?:([0-9A-F]+/[0-9A-F]+):(\d+)(?::r(\d+))?\z};
+	return ($1, $4, $5, $6, $2, $3 // 0);
 }
 
 =pod
@@ -745,22 +748,26 @@ sub pgs_msg_id_parts
 Check messages of pgs_js_dump written by one stream (slot $slot) as its
 only writer, and return a list of problems (empty if none):
 
-  - every message has a Nats-Msg-Id "<slot>:<commit lsn>:<position>[:r<relid>]"
-    whose commit LSN is its Pg-Commit-Lsn header, and no id occurs twice;
-  - commit order: (commit LSN, position, relation events first) grows
-    strictly from message to message (relation events of one position,
-    before a TRUNCATE of several tables, may follow each other);
+  - every message has a Nats-Msg-Id
+    "<slot>:t<tli>[s<attempt>]:<commit lsn>:<position>[:r<relid>]" whose
+    commit LSN is its Pg-Commit-Lsn header, and no id occurs twice;
+  - commit order: (commit LSN, snapshot rows before changes, snapshot
+    attempt, position, relation events first) grows strictly from message
+    to message (relation events of one position, before a TRUNCATE of
+    several tables, may follow each other);
   - every message but the first is chained to its predecessor
     (Nats-Expected-Last-Msg-Id);
   - transactions are whole: a Begin at position 0, then positions without
-    gaps, ending with the Commit; other commit LSNs hold one message (a
-    non-transactional logical message);
-  - heartbeats ("<slot>:<lsn>:hb<time>") are chained like the rest, and
+    gaps (with the parameter filtered true, which a stream with filters
+    needs: positions count the changes before the stream's filters, so
+    growing positions), ending with the Commit; other commit LSNs hold one
+    message (a non-transactional logical message);
+  - heartbeats ("<slot>:t<tli>:<lsn>:hb<time>") are chained like the rest, and
     otherwise not checked, unless the parameter heartbeats is true: then a
     message whose Pg-Operation header is "heartbeat" is one too (and may
     not be the first message chained to something), and each is checked
     further: its subject ends in ".heartbeat", its id is
-    "<slot>:<lsn>:hb<time>" with the LSN of its Pg-Lsn header, its payload
+    "<slot>:t<tli>:<lsn>:hb<time>" with the LSN of its Pg-Lsn header, its payload
     is {"Heartbeat":{"confirmed_lsn": that LSN, "time": ...}}, and
     heartbeat LSNs do not go backwards (true without crash restarts).
 
@@ -790,7 +797,7 @@ sub pgs_js_problems
 
 		# a heartbeat (stream option heartbeat_interval): chained, outside
 		# transactions
-		if ($id =~ m{^\Q$slot\E:[0-9A-F]+/[0-9A-F]+:hb\d+\z}
+		if ($id =~ m{^\Q$slot\E:t\d+:[0-9A-F]+/[0-9A-F]+:hb\d+\z}
 			|| ($params{heartbeats} && ($m->{headers}{'Pg-Operation'} // '') eq 'heartbeat'))
 		{
 			push @problems, "message $m->{seq}: Nats-Msg-Id $id seen before" if $seen{$id}++;
@@ -805,7 +812,7 @@ sub pgs_js_problems
 			$prev_seq = $m->{seq};
 			next;
 		}
-		my ($s, $lsn, $pos, $relid) = pgs_msg_id_parts($id);
+		my ($s, $lsn, $pos, $relid, $tli, $attempt) = pgs_msg_id_parts($id);
 		if (!defined $s || $s ne $slot)
 		{
 			push @problems, "message $m->{seq}: bad Nats-Msg-Id '$id'";
@@ -820,11 +827,11 @@ sub pgs_js_problems
 
 		# Relation events take the position of the change they describe;
 		# a TRUNCATE of several tables is one change after several of them
-		my @key = (pgs_lsn_num($lsn), $pos, defined $relid ? 0 : 1);
+		my @key = (pgs_lsn_num($lsn), $attempt ? 0 : 1, $attempt, $pos, defined $relid ? 0 : 1);
 		if (@prev_key)
 		{
-			my $cmp = ($key[0] <=> $prev_key[0]) || ($key[1] <=> $prev_key[1])
-			  || ($key[2] <=> $prev_key[2]);
+			my $cmp = 0;
+			$cmp ||= $key[$_] <=> $prev_key[$_] for 0 .. $#key;
 			$cmp = 1 if $cmp == 0 && defined $relid;
 			push @problems, "message $m->{seq}: $id is not after $prev_id" if $cmp <= 0;
 		}
@@ -845,7 +852,7 @@ sub pgs_js_problems
 		$prev_seq = $m->{seq};
 
 		next if defined $relid;
-		push @{ $groups{$lsn} }, [ $pos, $m->{headers}{'Pg-Operation'} // '' ];
+		push @{ $groups{"$lsn#$attempt"} }, [ $pos, $m->{headers}{'Pg-Operation'} // '' ];
 	}
 	foreach my $lsn (sort keys %groups)
 	{
@@ -858,7 +865,11 @@ sub pgs_js_problems
 		}
 		for my $i (0 .. $#g)
 		{
-			if ($g[$i][0] != $i)
+			# positions count changes before the filters: gaps where they
+			# left changes out
+			my $ok = $params{filtered} ? ($i == 0 ? $g[$i][0] == 0 : $g[$i][0] > $g[$i - 1][0])
+			  : $g[$i][0] == $i;
+			if (!$ok)
 			{
 				push @problems, "commit LSN $lsn: position $g[$i][0] where $i was expected";
 				last;
@@ -882,7 +893,7 @@ sub _heartbeat_problems
 	push @problems, "message $seq: heartbeat on subject $m->{subject}"
 	  unless $m->{subject} =~ /\.heartbeat\z/;
 	push @problems, "message $seq: heartbeat id $id"
-	  unless $id =~ m{^\Q$slot\E:\Q$lsn\E:hb\d+\z} && $lsn =~ m{^[0-9A-F]+/[0-9A-F]+\z};
+	  unless $id =~ m{^\Q$slot\E:t\d+:\Q$lsn\E:hb\d+\z} && $lsn =~ m{^[0-9A-F]+/[0-9A-F]+\z};
 	my $payload = eval { JSON::PP->new->decode(scalar pgs_msg_payload($m)) };
 	if (!$payload || ref($payload->{Heartbeat}) ne 'HASH')
 	{

@@ -174,7 +174,7 @@ const last = info.state.last_seq;
 const res = { count: 0, ops: {}, commit_lsn: null, xid: null, problems: [], nproblems: 0,
               first_seq: info.state.first_seq, last_seq: last };
 const problem = (p) => { res.nproblems++; if (res.problems.length < 20) res.problems.push(p); };
-const idRe = /^(.+):([0-9A-F]+\/[0-9A-F]+):(\d+)(?::r(\d+))?$/;
+const idRe = /^(.+):t\d+:([0-9A-F]+\/[0-9A-F]+):(\d+)(?::r(\d+))?$/;
 const rowRe = /"new_tuple":\{"id":(\d+)\}\}\}$/;
 const dec = new TextDecoder();
 let prevId = null, prevSeq = null, expectPos = 0, relations = 0;

@@ -195,7 +195,6 @@ if (cmd === 'nats') {
   const expected = readJson(expectedFile);
   const exactFirst = conf.exact !== false;
   const summary = {};
-  const ATTEMPT = 4294967296;           // positions of attempt k start at (k-1) << 32
   const keyOf = (t, row) => {
     const k = conf.keys[t];
     if (!k) throw new Error(`no key for table ${t}`);
@@ -301,20 +300,25 @@ if (cmd === 'nats') {
       problem(`seq ${m.seq}: chained to ${exp}, not ${prevId}`);
     prevId = id;
     prevSeq = m.seq;
-    const mm = id.match(/^(.+):([0-9A-F]+\/[0-9A-F]+):(\d+)(?::r(\d+))?$/);
+    // <slot>:t<tli>[s<snapshot attempt>]:<commit LSN>:<position>[:r<relid>]
+    const mm = id.match(/^(.+):t(\d+)(?:s(\d+))?:([0-9A-F]+\/[0-9A-F]+):(\d+)(?::r(\d+))?$/);
     if (!mm || mm[1] !== conf.slot) { problem(`seq ${m.seq}: bad Nats-Msg-Id ${id}`); continue; }
-    const lsnText = mm[2];
+    const lsnText = mm[4];
     const lsn = lsnNum(lsnText);
-    const pos = Number(mm[3]);
-    const isRel = mm[4] !== undefined;
-    const att = Math.floor(pos / ATTEMPT);
+    const pos = Number(mm[5]);
+    const isRel = mm[6] !== undefined;
+    const inSnapshot = mm[3] !== undefined;
+    const att = inSnapshot ? Number(mm[3]) - 1 : 0;
+    // commit order: at one LSN the snapshot's attempts come before the
+    // changes, and each attempt after the earlier ones
+    const key = [lsn, inSnapshot ? 0 : 1, att, pos, isRel ? 0 : 1];
     if (prevKey) {
-      let c = lsn < prevKey[0] ? -1 : lsn > prevKey[0] ? 1 : pos - prevKey[1];
-      if (c === 0) c = (isRel ? 0 : 1) - prevKey[2];
+      let c = 0;
+      for (let k = 0; k < key.length && c === 0; k++) c = key[k] < prevKey[k] ? -1 : key[k] > prevKey[k] ? 1 : 0;
       if (c === 0 && isRel) c = 1;    // relation events of one position
       if (c <= 0) problem(`seq ${m.seq}: ${id} is not after the message before it`);
     }
-    prevKey = [lsn, pos, isRel ? 0 : 1];
+    prevKey = key;
     if (m.headers['Pg-Commit-Lsn'] !== lsnText)
       problem(`seq ${m.seq}: id ${id} but Pg-Commit-Lsn ${m.headers['Pg-Commit-Lsn']}`);
 
@@ -322,10 +326,10 @@ if (cmd === 'nats') {
     const kind = Object.keys(p)[0];
     const e = p[kind];
     // a transaction: its commit LSN and, for snapshot attempts, the attempt
-    const txKey = `${lsnText}#${att}`;
+    const txKey = `${lsnText}#${inSnapshot ? 's' + (att + 1) : 'c'}`;
     let tx = txns.get(txKey);
     if (!tx) {
-      tx = { key: txKey, lsn: lsnText, attempt: att + 1, base: att * ATTEMPT, positions: [], kinds: [],
+      tx = { key: txKey, lsn: lsnText, attempt: att + 1, base: 0, positions: [], kinds: [],
              snapshot: false, rows: 0, complete: false, first_seq: m.seq, last_seq: m.seq,
              first_pos: pos, last_pos: pos, tables: {}, xid: null };
       txns.set(txKey, tx);
@@ -336,8 +340,8 @@ if (cmd === 'nats') {
           problem(`seq ${m.seq}: ${id} starts a transaction before the Commit of ${prevTx.key}`);
       }
       if (att > 0) {
-        if (kind !== 'Begin' || pos !== att * ATTEMPT || isRel)
-          problem(`seq ${m.seq}: attempt ${att + 1} starts with ${id} (${kind}), not a Begin at position ${att * ATTEMPT}`);
+        if (kind !== 'Begin' || pos !== 0 || isRel)
+          problem(`seq ${m.seq}: attempt ${att + 1} starts with ${id} (${kind}), not a Begin at position 0`);
         else if (!prevTx || prevTx.lsn !== lsnText || !prevTx.snapshot || prevTx.attempt >= att + 1)
           problem(`seq ${m.seq}: Begin of attempt ${att + 1} (${id}) does not follow an earlier attempt of the snapshot at ${lsnText}`);
         else if (prevTx.complete)
@@ -353,6 +357,8 @@ if (cmd === 'nats') {
       if (tx.xid !== null) problem(`seq ${m.seq}: second Begin in transaction ${txKey}`);
       tx.xid = e.xid;
       tx.snapshot = e.xid === 0;
+      if (tx.snapshot !== inSnapshot)
+        problem(`seq ${m.seq}: Begin ${id} (xid ${e.xid}): snapshot transactions, and only they, have ids with s<attempt>`);
       if (e.lsn !== lsnText) problem(`seq ${m.seq}: Begin lsn ${e.lsn} in transaction ${lsnText}`);
       if (tx.snapshot) {
         curAttempt = att + 1;
@@ -1322,8 +1328,8 @@ ok(@att == 3 && !$att[0]{complete} && !$att[1]{complete} && $att[2]{complete},
 	's_crash: the two interrupted attempts have no Commit, the last one has');
 is_deeply([ map { $_->{lsn} } @att ], [ ($L) x 3 ],
 	"s_crash: every attempt's commit LSN is the slot's start $L");
-ok( (!grep { $_->{first_pos} != ($_->{attempt} - 1) * 2**32 || $_->{last_pos} >= $_->{attempt} * 2**32 } @att),
-	's_crash: attempt k\'s positions are in [(k-1) << 32, k << 32)')
+ok( (!grep { $_->{first_pos} != 0 } @att),
+	's_crash: each attempt numbers its events from 0, in a namespace of its own (t<tli>s<k>)')
   or diag($json->encode([ map { [ $_->{first_pos}, $_->{last_pos} ] } @att ]));
 ok(@att == 3 && $att[0]{last_seq} < $att[1]{first_seq} && $att[1]{last_seq} < $att[2]{first_seq},
 	's_crash: the attempts do not interleave in JetStream');

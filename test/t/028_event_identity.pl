@@ -1,0 +1,293 @@
+
+# Copyright (c) 2026, pgoutput_stream developers
+
+# The event identity (src/event_id.c): each case below made the first
+# versions skip events that JetStream never stored, as "already stored",
+# through a message id or the resume point.  Each is reproduced
+# deterministically; afterwards JetStream holds every event once.
+#
+#  (a) alter_stream on a stream whose transaction was half stored: JetStream
+#      refused a message (too large), the stream restarted in a loop, and
+#      alter_stream changed the tables it publishes.  Ids counted the events
+#      the stream emitted, so the replay was numbered anew, and the resume
+#      point (the last stored message) covered the row that was never
+#      stored.  Positions now count pgoutput's changes before the filters.
+#  (b) the initial snapshot and a transaction whose commit record starts
+#      exactly at the slot's start: the snapshot borrowed that LSN as its
+#      commit LSN and numbered from 0, so the transaction's messages had the
+#      snapshot's ids and JetStream dropped them as duplicates.  The
+#      snapshot's ids are now in a namespace of their own.
+#  (c) a stream whose slot vanished: the worker made a new slot at the
+#      current position, skipping everything since.  It now fails, and
+#      streams again once the operator has made the slot.
+#  (d) a file-level copy of the server, started after the original had
+#      stored more in JetStream (same system identifier, same timeline):
+#      its new transactions got LSNs below JetStream's last message and were
+#      skipped as stored.  The stream now fails, naming the message.
+#  (e) the same copy, promoted to a new timeline (as after a point-in-time
+#      restore): the timeline is part of every id, and a last message of a
+#      timeline the server left is no resume point, so the new timeline's
+#      transactions are stored.
+#  (f) heartbeats: a crash restart with a heartbeat as the last message,
+#      beyond the duplicate window: nothing is stored twice.
+
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use PgsTestUtil;
+use PgsNatsUtil;
+
+my $nats = PgsNatsUtil->new('identity')->start;
+my $node = pgs_nats_node('identity', $nats);
+$node->start;
+$node->safe_psql(
+	'postgres', q{
+CREATE EXTENSION pgoutput_stream;
+CREATE TABLE a (id int PRIMARY KEY, v text);
+CREATE TABLE b (id int PRIMARY KEY, v text);
+CREATE TABLE c (id int PRIMARY KEY, v text);
+CREATE TABLE d (id int PRIMARY KEY, v text);
+CREATE PUBLICATION pab FOR TABLE a, b;
+CREATE PUBLICATION pc FOR TABLE c;
+CREATE PUBLICATION pd FOR TABLE d;
+});
+
+# The messages of a JetStream stream: [subject, operation, row id, snapshot?, id]
+sub messages
+{
+	my ($stream) = @_;
+	my $dump = pgs_js_dump($nats->url, $stream);
+	my @out;
+	foreach my $m (@{ $dump->{msgs} })
+	{
+		my (undef, $json) = pgs_msg_payload($m);
+		my ($kind) = keys %{ $json // {} };
+		my $row = $kind && ref($json->{$kind}) eq 'HASH' && $json->{$kind}{new_tuple}
+		  ? $json->{$kind}{new_tuple}{id} : undef;
+		push @out, {
+			subject  => $m->{subject},
+			op       => $m->{headers}{'Pg-Operation'} // '',
+			row      => $row,
+			snapshot => ($m->{headers}{'Pg-Snapshot'} // '') eq 'true',
+			lsn      => $m->{headers}{'Pg-Commit-Lsn'} // '',
+			id       => $m->{id} // '',
+			msg      => $m,
+		};
+	}
+	return \@out;
+}
+
+# ---------------------------------------------------------------------
+# (a) alter_stream after a half-stored transaction
+# ---------------------------------------------------------------------
+$node->safe_psql('postgres', q{
+SELECT pgoutput_stream.create_stream('alt', 'pab', targets => '{nats}',
+	options => '{"subject_prefix": "alt", "nats_stream": "alt_js"}');
+INSERT INTO a VALUES (0, 'warm-up');
+});
+ok(pgs_wait_delivered($node, 'postgres', 'alt'), '(a) the first row is delivered');
+
+# JetStream refuses messages over 2000 bytes: the row of b below
+my ($info, $err) = pgs_js_admin($nats->url, undef, 'max-msg-size', 'alt_js', 2000);
+ok($info && $info->{config}{max_msg_size} == 2000, '(a) the JetStream stream takes messages up to 2000 bytes')
+  or diag($err);
+$node->safe_psql('postgres', q{
+BEGIN;
+INSERT INTO a VALUES (1, 'small');
+INSERT INTO b VALUES (1, repeat('x', 5000));
+COMMIT;
+});
+ok( pgs_wait_until(
+		sub { pgs_stream_state($node, 'postgres', 'alt')->{last_error} =~ /could not store events/ },
+		'the refusal'),
+	'(a) JetStream refused the large row; the stream restarts')
+  or diag(pgs_stream_state($node, 'postgres', 'alt')->{last_error});
+my @stored = map { "$_->{op} $_->{subject}" } @{ messages('alt_js') };
+ok((grep { $_ eq 'insert alt.public.a.insert' } @stored) && !(grep { /\.b\.insert/ } @stored),
+	'(a) JetStream holds the transaction up to the row of a, not the row of b')
+  or diag(explain \@stored);
+
+# the stream leaves table a out from now on, and JetStream takes the row
+$node->safe_psql('postgres', q{
+SELECT pgoutput_stream.alter_stream('alt', options => '{"exclude_tables": ["public.a"]}');
+});
+($info, $err) = pgs_js_admin($nats->url, undef, 'max-msg-size', 'alt_js', -1);
+ok($info, '(a) the JetStream stream takes messages of any size again') or diag($err);
+$node->safe_psql('postgres', "INSERT INTO b VALUES (2, 'after')");
+ok(pgs_wait_delivered($node, 'postgres', 'alt', 60), '(a) the stream delivers again');
+my $msgs = messages('alt_js');
+my @b_rows = map { $_->{row} } grep { $_->{subject} eq 'alt.public.b.insert' } @$msgs;
+is_deeply(\@b_rows, [ 1, 2 ],
+	'(a) JetStream holds the row of b that was refused before alter_stream, once, and the next one');
+is_deeply([ pgs_js_problems([ map { $_->{msg} } @$msgs ], 'pgs_alt', filtered => 1) ], [],
+	'(a) message ids unique, chained, in commit order');
+
+# ---------------------------------------------------------------------
+# (b) a transaction whose commit record starts at the snapshot's LSN
+# ---------------------------------------------------------------------
+# The stream's slot is made by hand and advanced to the start of the
+# commit record of a transaction, which the snapshot then sees (it reads
+# the tables as they are) and decoding delivers too (it starts at the
+# slot's position, and a commit record at that position is decoded).
+$node->safe_psql('postgres', q{
+SELECT pgoutput_stream.create_stream('probe', 'pc', start => false);
+SELECT pgoutput_stream.create_stream('snap', 'pc', targets => '{nats}', start => false, snapshot => true,
+	options => '{"subject_prefix": "snap", "nats_stream": "snap_js"}');
+SELECT pg_create_logical_replication_slot('pgs_snap', 'pgoutput');
+INSERT INTO c VALUES (1, 'at the slot start');
+});
+my ($begin) = grep { /"Begin"/ }
+  split /\n/, $node->safe_psql('postgres', "SELECT payload FROM pgoutput_stream.peek('probe', 10)");
+my ($commit_lsn) = ($begin // '') =~ m{"lsn":"([0-9A-F]+/[0-9A-F]+)"};
+ok($commit_lsn, "(b) the transaction's commit record starts at $commit_lsn") or diag($begin);
+is($node->safe_psql('postgres',
+		"SELECT pg_replication_slot_advance('pgs_snap', '$commit_lsn')::text LIKE '%$commit_lsn%'"),
+	't', "(b) the stream's slot starts at that LSN");
+$node->safe_psql('postgres', q{
+SELECT pgoutput_stream.drop_stream('probe');
+SELECT pgoutput_stream.start_stream('snap');
+});
+ok(pgs_wait_for_status($node, 'postgres', 'snap', "state = 'streaming'"), '(b) the snapshot was sent');
+$node->safe_psql('postgres', "INSERT INTO c VALUES (2, 'after')");
+ok(pgs_wait_delivered($node, 'postgres', 'snap'), '(b) the stream delivers');
+$msgs = messages('snap_js');
+my @rows = map { ($_->{snapshot} ? 'snapshot ' : 'change ') . $_->{row} }
+  grep { $_->{op} eq 'insert' } @$msgs;
+is_deeply(\@rows, [ 'snapshot 1', 'change 1', 'change 2' ],
+	'(b) JetStream holds the row in the snapshot and as the change at the slot start, then the next change');
+# (the snapshot's Begin, Relation and Commit have no Pg-Snapshot header)
+my @at_start = grep { $_->{id} !~ /^pgs_snap:t\d+s\d+:/ && $_->{lsn} eq $commit_lsn } @$msgs;
+is_deeply([ map { $_->{op} } @at_start ], [ qw(begin relation insert commit) ],
+	'(b) the transaction at the slot start is whole in JetStream');
+is_deeply([ pgs_js_problems([ map { $_->{msg} } @$msgs ], 'pgs_snap') ], [],
+	'(b) message ids unique, chained, in commit order');
+
+# ---------------------------------------------------------------------
+# (c) the slot of a stream vanished
+# ---------------------------------------------------------------------
+$node->safe_psql('postgres', q{
+SELECT pgoutput_stream.create_stream('gone', 'pd', targets => '{nats}',
+	options => '{"subject_prefix": "gone", "nats_stream": "gone_js"}');
+INSERT INTO d VALUES (1, 'before');
+});
+ok(pgs_wait_delivered($node, 'postgres', 'gone'), '(c) the first row is delivered');
+$node->safe_psql('postgres', "SELECT pgoutput_stream.stop_stream('gone')");
+ok(pgs_wait_for_status($node, 'postgres', 'gone', "state = 'stopped'"), '(c) the stream stopped');
+$node->safe_psql('postgres', q{
+SELECT pg_drop_replication_slot('pgs_gone');
+INSERT INTO d VALUES (2, 'while the slot was missing');
+SELECT pgoutput_stream.start_stream('gone');
+});
+ok(pgs_wait_for_status($node, 'postgres', 'gone', "state = 'failed'"), '(c) the stream fails');
+like(pgs_stream_state($node, 'postgres', 'gone')->{last_error},
+	qr/^replication slot "pgs_gone" does not exist$/, '(c) last_error says the slot does not exist');
+is($node->safe_psql('postgres', "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'pgs_gone'"),
+	'0', '(c) no slot was made behind the operator\'s back');
+# the operator accepts the loss: a new slot, and the stream goes on from now
+$node->safe_psql('postgres', q{
+SELECT pg_create_logical_replication_slot('pgs_gone', 'pgoutput');
+SELECT pgoutput_stream.start_stream('gone');
+INSERT INTO d VALUES (3, 'after');
+});
+ok(pgs_wait_delivered($node, 'postgres', 'gone'), '(c) with a new slot, the stream delivers again');
+is_deeply([ map { $_->{row} } grep { $_->{op} eq 'insert' } @{ messages('gone_js') } ], [ 1, 3 ],
+	'(c) JetStream holds the rows before and after');
+
+# ---------------------------------------------------------------------
+# (d) a file-level copy of the server, older than JetStream's contents
+# ---------------------------------------------------------------------
+$node->safe_psql('postgres', q{
+SELECT pgoutput_stream.drop_stream(name) FROM pgoutput_stream.streams;
+CREATE TABLE e (id int PRIMARY KEY, v text);
+CREATE PUBLICATION pe FOR TABLE e;
+SELECT pgoutput_stream.create_stream('copy', 'pe', targets => '{nats}',
+	options => '{"subject_prefix": "copy", "nats_stream": "copy_js"}');
+INSERT INTO e VALUES (1, 'before the copy');
+});
+ok(pgs_wait_delivered($node, 'postgres', 'copy'), '(d) the first row is delivered');
+$node->stop;
+$node->backup_fs_cold('cold');
+$node->start;
+$node->safe_psql('postgres',
+	"INSERT INTO e SELECT g, 'after the copy' FROM generate_series(2, 2001) g");
+ok(pgs_wait_delivered($node, 'postgres', 'copy'), '(d) the original delivers 2000 rows more');
+my $original_count = scalar(grep { $_->{op} eq 'insert' } @{ messages('copy_js') });
+$node->stop;
+
+my $copy = PostgreSQL::Test::Cluster->new('identity_copy');
+$copy->init_from_backup($node, 'cold');
+$copy->start;
+ok(pgs_wait_for_status($copy, 'postgres', 'copy', "state IN ('failed', 'streaming')"),
+	'(d) the copy\'s stream starts');
+$copy->safe_psql('postgres', "INSERT INTO e VALUES (5000, 'written on the copy')");
+my $st = pgs_stream_state($copy, 'postgres', 'copy');
+is($st->{state}, 'failed', '(d) on the copy, the stream fails');
+like($st->{last_error}, qr/^JetStream stream "copy_js" holds message "pgs_copy:t1:[0-9A-F]+\/[0-9A-F]+:\d+", which is beyond the end of this server's WAL/,
+	'(d) last_error names the message beyond the WAL');
+is(scalar(grep { $_->{op} eq 'insert' } @{ messages('copy_js') }), $original_count,
+	'(d) nothing of the copy was stored');
+$copy->stop;
+
+# ---------------------------------------------------------------------
+# (e) the copy promoted to a new timeline
+# ---------------------------------------------------------------------
+my $promoted = PostgreSQL::Test::Cluster->new('identity_promoted');
+$promoted->init_from_backup($node, 'cold');
+$promoted->set_standby_mode;
+$promoted->start;
+$promoted->promote;
+$promoted->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()')
+  or die 'the copy did not leave recovery';
+ok(pgs_wait_for_status($promoted, 'postgres', 'copy', "state = 'streaming'"),
+	'(e) on the promoted copy, the stream streams');
+$promoted->safe_psql('postgres', "INSERT INTO e VALUES (6000, 'written on timeline 2')");
+ok(pgs_wait_delivered($promoted, 'postgres', 'copy'), '(e) the stream delivers');
+my @t2 = grep { $_->{op} eq 'insert' && ($_->{row} // 0) == 6000 } @{ messages('copy_js') };
+is(scalar(@t2), 1, '(e) JetStream holds the row written on the new timeline, once');
+like($t2[0] ? $t2[0]{id} : '', qr/^pgs_copy:t2:/, '(e) its id names timeline 2');
+$promoted->stop;
+
+# ---------------------------------------------------------------------
+# (f) heartbeats, a crash restart and the duplicate window
+# ---------------------------------------------------------------------
+$node->start;
+$node->safe_psql('postgres', q{
+SELECT pgoutput_stream.drop_stream('copy');
+CREATE TABLE h (id int PRIMARY KEY, v text);
+CREATE PUBLICATION ph FOR TABLE h;
+SELECT pgoutput_stream.create_stream('hb', 'ph', targets => '{nats}',
+	options => '{"subject_prefix": "hb", "nats_stream": "hb_js", "heartbeat_interval": 1,
+	             "nats_duplicate_window": 1}');
+});
+ok(pgs_wait_for_status($node, 'postgres', 'hb', "state = 'streaming'"), '(f) the stream streams');
+for my $round (1 .. 3)
+{
+	$node->safe_psql('postgres', "INSERT INTO h VALUES ($round, 'round $round')");
+	ok(pgs_wait_delivered($node, 'postgres', 'hb'), "(f) round $round: the row is delivered");
+	# a heartbeat after the row is the last message
+	ok( pgs_wait_until(
+			sub { my $m = messages('hb_js'); @$m && $m->[-1]{op} eq 'heartbeat' },
+			'a heartbeat after the row'),
+		"(f) round $round: a heartbeat is the last message");
+	# beyond the duplicate window: JetStream would store a replay again
+	sleep(2);
+	$node->stop('immediate');
+	$node->start;
+}
+$node->safe_psql('postgres', "INSERT INTO h VALUES (4, 'after the crashes')");
+ok(pgs_wait_delivered($node, 'postgres', 'hb', 60), '(f) the last row is delivered');
+$msgs = messages('hb_js');
+is_deeply([ map { $_->{row} } grep { $_->{op} eq 'insert' } @$msgs ], [ 1, 2, 3, 4 ],
+	'(f) JetStream holds every row once');
+is_deeply([ pgs_js_problems([ map { $_->{msg} } @$msgs ], 'pgs_hb') ], [],
+	'(f) message ids unique, chained, whole transactions');
+
+$node->stop;
+$nats->stop;
+done_testing();
