@@ -114,6 +114,20 @@ SELECT try($$SELECT pgoutput_stream.create_stream('err_n2', 'err_pub', targets =
 SELECT try($$SELECT pgoutput_stream.create_stream('err_n2', 'err_pub', targets => '{nats}', start => false, options => '{"nats_stream": "other"}')$$);
 SELECT try($$SELECT pgoutput_stream.create_stream('err_n2', 'err_pub', targets => '{nats}', start => false, options => '{"subject_prefix": "other", "nats_stream": "other"}')$$);
 SELECT try($$SELECT pgoutput_stream.alter_stream('err_n2', options => '{"subject_prefix": "postgres"}')$$);
+-- overlapping subjects: "postgres.>" holds "postgres.sub.>", not "postgresql.>"
+SELECT try($$SELECT pgoutput_stream.alter_stream('err_n2', options => '{"subject_prefix": "postgres.sub"}')$$);
+SELECT try($$SELECT pgoutput_stream.alter_stream('err_n2', options => '{"subject_prefix": "postgresql"}')$$);
+-- the same server, named by the option instead of the GUC's default (scheme,
+-- user information, case and the default port aside), or another one
+SELECT try($$SELECT pgoutput_stream.create_stream('err_n3', 'err_pub', targets => '{nats}', start => false, options => '{"nats_url": "NATS://someone@127.0.0.1,localhost:4333"}')$$);
+SELECT try($$SELECT pgoutput_stream.create_stream('err_n3', 'err_pub', targets => '{nats}', start => false, options => '{"nats_url": "nats://127.0.0.2:4222"}')$$);
+SELECT pgoutput_stream.drop_stream('err_n3');
+-- nats_shared_stream: only streams that both set it may share
+SELECT try($$SELECT pgoutput_stream.create_stream('err_x', 'err_pub', options => '{"nats_shared_stream": "sometimes"}')$$);
+SELECT try($$SELECT pgoutput_stream.create_stream('err_n3', 'err_pub', targets => '{nats}', start => false, options => '{"nats_shared_stream": true}')$$);
+SELECT pgoutput_stream.alter_stream('err_n1', options => '{"nats_shared_stream": true}');
+SELECT try($$SELECT pgoutput_stream.create_stream('err_n3', 'err_pub', targets => '{nats}', start => false, options => '{"nats_shared_stream": true}')$$);
+SELECT pgoutput_stream.drop_stream('err_n3');
 SELECT pgoutput_stream.drop_stream('err_n1');
 SELECT pgoutput_stream.drop_stream('err_n2');
 SELECT try($$SELECT pgoutput_stream.create_stream('err_x', 'err_pub', options => '{"value_mode": "binary"}')$$);

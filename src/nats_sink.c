@@ -71,10 +71,17 @@
 #include "event_id.h"
 #include "guc.h"
 #include "secrets.h"
+#include "shmem.h"
 #include "sink.h"
 #include "worker.h"
 
 #define PGS_NATS_ID_LEN		PGS_EVENT_ID_LEN
+
+/* Hints of the refusals to share a JetStream stream */
+#define PGS_NATS_TARGET_HINT \
+	"Give the stream its own subject_prefix and nats_stream with pgoutput_stream.alter_stream(), then call pgoutput_stream.start_stream(). Streams that are meant to share a JetStream stream, unchained, both set the stream option nats_shared_stream."
+#define PGS_NATS_WRITER_HINT \
+	"Use a JetStream stream of its own (stream option nats_stream), or purge this one if its messages are no longer needed; or, to share it and publish unchained, set the stream option nats_shared_stream. Then call pgoutput_stream.start_stream()."
 
 /*
  * A published message, in a ring in publish order, until the main thread
@@ -129,6 +136,7 @@ typedef struct PgsNatsSink
 	char		commit_time[MAXDATELEN + 1];	/* its Pg-Commit-Time header */
 
 	PgsResumePoint resume;		/* where the previous life stopped */
+	char	   *refusal;		/* another writer found: fail, do not retry */
 	bool		encode_headers; /* through create_encoded_msg */
 	StringInfoData msgbuf;		/* headers and payload being encoded */
 	bool		chain;			/* ExpectLastMsgId on every message */
@@ -893,8 +901,93 @@ unchained(PgsNatsSink *sink, const PgsStreamConfig *config)
 }
 
 /*
+ * Whether msg was written by this stream: its id starts with the slot name
+ * and its Pg-System-Id is this cluster's.  Otherwise *what says what was
+ * found, starting with where (which message it is).  Only the id's slot
+ * part is looked at: the rest of its format is parse_msg_id's business.
+ */
+static bool
+message_is_ours(PgsNatsSink *sink, natsMsg *msg, const char *where, char **what)
+{
+	const char *id = NULL;
+	const char *sysid = NULL;
+	size_t		slot_len = strlen(sink->slot_name);
+	char	   *found = psprintf("%s (sequence " UINT64_FORMAT ", subject \"%.80s\")",
+								 where, (uint64) natsMsg_GetSequence(msg),
+								 natsMsg_GetSubject(msg));
+
+	if (natsMsgHeader_Get(msg, "Nats-Msg-Id", &id) != NATS_OK)
+		*what = psprintf("%s has no Nats-Msg-Id: another program wrote it (the original pgoutput-stream tool sets none)",
+						 found);
+	else if (strncmp(id, sink->slot_name, slot_len) != 0 || id[slot_len] != ':')
+		*what = psprintf("%s has Nats-Msg-Id \"%.80s\", not one of replication slot \"%s\"",
+						 found, id, sink->slot_name);
+	else if (natsMsgHeader_Get(msg, "Pg-System-Id", &sysid) != NATS_OK)
+		*what = psprintf("%s has Nats-Msg-Id \"%.80s\" but no Pg-System-Id", found, id);
+	else if (strcmp(sysid, sink->system_id) != 0)
+		*what = psprintf("%s was written by database cluster %.40s, not by this one (%s)",
+						 found, sysid, sink->system_id);
+	else
+		return true;
+	return false;
+}
+
+/*
+ * The JetStream stream has another writer, described by what.  A stream
+ * with the option nats_shared_stream goes on, unchained (the caller's
+ * business); any other fails: unchained, a message lost before a later one
+ * was stored stays lost, and a replay older than the duplicate window is
+ * stored twice, so sharing must be the operator's choice.  Returns false
+ * (and *reason) to refuse.
+ */
+static bool
+another_writer(PgsNatsSink *sink, const PgsStreamConfig *config,
+			   const char *what, char **reason)
+{
+	if (config->nats.shared)
+		return true;
+	sink->refusal = psprintf("JetStream stream \"%s\" has another writer: %s",
+							 sink->stream, what);
+	*reason = pstrdup(sink->refusal);
+	return false;
+}
+
+/*
+ * Whose is the JetStream stream's last message, when it is not the last
+ * one under the prefix?  Nobody else's (returns true) if it is this
+ * stream's too, e.g. written under a subject prefix that alter_stream
+ * changed since, or if it is gone by now.
+ */
+static bool
+check_stream_last_message(PgsNatsSink *sink, const PgsStreamConfig *config,
+						  const char *where, char **reason)
+{
+	natsMsg    *last = NULL;
+	jsErrCode	jerr = 0;
+	natsStatus	s;
+	char	   *what;
+	bool		ours;
+
+	s = js_GetLastMsg(&last, sink->js, sink->stream, ">", NULL, &jerr);
+	if (s == NATS_NOT_FOUND)
+		return true;
+	if (s != NATS_OK)
+	{
+		*reason = psprintf("could not read the last message of JetStream stream \"%s\": %s",
+						   sink->stream, nats_error_text(sink, s));
+		return false;
+	}
+	ours = message_is_ours(sink, last, where, &what);
+	natsMsg_Destroy(last);
+	if (ours)
+		return true;
+	return another_writer(sink, config, what, reason);
+}
+
+/*
  * Read the last message this stream stored: the resume point, and the id
- * to chain the next message to.
+ * to chain the next message to.  A last message of another writer fails
+ * the stream (see another_writer); false with sink->refusal set says so.
  */
 static bool
 read_resume_point(PgsNatsSink *sink, const PgsStreamConfig *config, char **reason)
@@ -905,9 +998,10 @@ read_resume_point(PgsNatsSink *sink, const PgsStreamConfig *config, char **reaso
 	const char *id = NULL;
 	jsStreamInfo *si = NULL;
 	uint64		stream_last_seq = 0;
+	uint64		stream_msgs = 0;
 	char	   *filter = psprintf("%s.>", config->fmt.subject_prefix);
 	PgsEventId	last_id;
-	bool		ours = false;
+	char	   *what;
 
 	memset(&sink->resume, 0, sizeof(sink->resume));
 	sink->chain = true;
@@ -922,15 +1016,28 @@ read_resume_point(PgsNatsSink *sink, const PgsStreamConfig *config, char **reaso
 		return false;
 	}
 	stream_last_seq = si->State.LastSeq;
+	stream_msgs = si->State.Msgs;
 	jsStreamInfo_Destroy(si);
 
 	s = js_GetLastMsg(&last, sink->js, sink->stream, filter, NULL, &jerr);
 	if (s == NATS_NOT_FOUND)
 	{
-		/* nothing of ours yet; chain only if the stream is empty */
-		sink->chain = (stream_last_seq == 0);
-		if (!sink->chain)
-			unchained(sink, config);
+		/*
+		 * Nothing of ours yet.  An empty stream (new, purged, or with every
+		 * message expired) is chained by its last sequence, which JetStream
+		 * keeps; messages of someone else are another writer.
+		 */
+		if (stream_msgs == 0)
+		{
+			sink->chain_seq = stream_last_seq;
+			return true;
+		}
+		if (!check_stream_last_message(sink, config,
+									   psprintf("none of its " UINT64_FORMAT " messages is under \"%s\", and its last message",
+												stream_msgs, filter),
+									   reason))
+			return false;
+		unchained(sink, config);
 		return true;
 	}
 	if (s != NATS_OK)
@@ -939,61 +1046,62 @@ read_resume_point(PgsNatsSink *sink, const PgsStreamConfig *config, char **reaso
 						   sink->stream, nats_error_text(sink, s));
 		return false;
 	}
-
-	if (natsMsgHeader_Get(last, "Nats-Msg-Id", &id) == NATS_OK &&
-		pgs_event_id_parse(id, config->slot_name, &last_id))
+	if (!message_is_ours(sink, last, psprintf("its last message under \"%s\"", filter), &what))
 	{
-		const char *sysid = NULL;
+		natsMsg_Destroy(last);
+		if (!another_writer(sink, config, what, reason))
+			return false;
+		unchained(sink, config);
+		return true;
+	}
 
-		/*
-		 * The last message came from another cluster (a restored dump, a
-		 * rebuilt server) if its system identifier differs: its LSNs say
-		 * nothing about ours, so nothing may be skipped.
-		 */
-		if (natsMsgHeader_Get(last, "Pg-System-Id", &sysid) != NATS_OK ||
-			strcmp(sysid, sink->system_id) != 0)
-			ereport(LOG,
-					(errmsg("stream \"%s\" does not resume after the last message of JetStream stream \"%s\": it was written by another database cluster",
-							config->name, sink->stream)));
-		else
+	/* this stream's: the resume point, if the rule of event_id.c says so */
+	(void) natsMsgHeader_Get(last, "Nats-Msg-Id", &id);
+	strlcpy(sink->last_id, id, sizeof(sink->last_id));
+	if (!pgs_event_id_parse(id, config->slot_name, &last_id))
+		ereport(LOG,
+				(errmsg("stream \"%s\" skips nothing in JetStream stream \"%s\": the id of its last message \"%s\" is not understood",
+						config->name, sink->stream, id)));
+	else
+	{
+		switch (pgs_resume_start(&sink->resume, &last_id))
 		{
-			ours = true;
-			strlcpy(sink->last_id, id, sizeof(sink->last_id));
-			switch (pgs_resume_start(&sink->resume, &last_id))
-			{
-				case PGS_RESUME_AFTER:
-					break;
-				case PGS_RESUME_OTHER_EPOCH:
-					ereport(LOG,
-							(errmsg("stream \"%s\" skips nothing in JetStream stream \"%s\": its last message \"%s\" is not in this server's history",
-									config->name, sink->stream, id),
-							 errdetail("The message was written on another timeline (after a point-in-time restore or a promotion) or by an earlier version. Events are sent again from the slot's position; those JetStream stored within its duplicate window are not stored twice.")));
-					break;
-				case PGS_RESUME_AHEAD_OF_WAL:
-					{
-						char	   *message;
+			case PGS_RESUME_AFTER:
+				break;
+			case PGS_RESUME_OTHER_EPOCH:
+				ereport(LOG,
+						(errmsg("stream \"%s\" skips nothing in JetStream stream \"%s\": its last message \"%s\" is not in this server's history",
+								config->name, sink->stream, id),
+						 errdetail("The message was written on another timeline (after a point-in-time restore or a promotion) or by an earlier version: events are sent again from the slot's position.")));
+				break;
+			case PGS_RESUME_AHEAD_OF_WAL:
+				{
+					char	   *message;
 
-						message = psprintf("JetStream stream \"%s\" holds message \"%s\", which is beyond the end of this server's WAL at %X/%X",
-										   sink->stream, id,
-										   LSN_FORMAT_ARGS(GetFlushRecPtr(NULL)));
-						natsMsg_Destroy(last);
-						pgs_worker_fail(message,
-										"This server is an older copy of the one that wrote the message, restored without a new timeline: its new transactions would get ids that JetStream already holds, and be dropped as duplicates. Give the stream a new JetStream stream (stream options nats_stream and subject_prefix), or delete the JetStream stream, then call pgoutput_stream.start_stream().");
-					}
-			}
+					message = psprintf("JetStream stream \"%s\" holds message \"%s\", which is beyond the end of this server's WAL at %X/%X",
+									   sink->stream, id,
+									   LSN_FORMAT_ARGS(GetFlushRecPtr(NULL)));
+					natsMsg_Destroy(last);
+					pgs_worker_fail(message,
+									"This server is an older copy of the one that wrote the message, restored without a new timeline: its new transactions would get ids that JetStream already holds, and be dropped as duplicates. Give the stream a new JetStream stream (stream options nats_stream and subject_prefix), or delete the JetStream stream, then call pgoutput_stream.start_stream().");
+				}
 		}
 	}
 
 	/*
-	 * Another writer stored the stream's last message: ExpectLastMsgId
-	 * would fail, so order relies on this worker being the only writer of
-	 * its subjects and on duplicate detection.
+	 * Another writer stored the stream's last message after ours:
+	 * ExpectLastMsgId would fail (see check_stream_last_message).
 	 */
-	if (!ours || natsMsg_GetSequence(last) != stream_last_seq)
+	if (natsMsg_GetSequence(last) != stream_last_seq)
 		sink->chain = false;
 	else
 		sink->chain_seq = stream_last_seq;
 	natsMsg_Destroy(last);
+	if (!sink->chain &&
+		!check_stream_last_message(sink, config,
+								   psprintf("its last message, after the last one under \"%s\",", filter),
+								   reason))
+		return false;
 	if (!sink->chain)
 		unchained(sink, config);
 	return true;
@@ -1647,6 +1755,33 @@ nats_shutdown(PgsSink *base)
 }
 
 /*
+ * Claim the NATS target in the shared registry, or fail the stream if a
+ * running stream of any database of this cluster already writes the same
+ * JetStream stream or overlapping subjects on the same NATS server: each
+ * would break the other's chain, and exactly-once with it.  The claim is
+ * made before anything is published and lasts as long as the worker.
+ */
+static void
+claim_target(PgsNatsSink *sink, const PgsStreamConfig *config)
+{
+	PgsNatsTarget target;
+	PgsNatsConflict conflict;
+
+	pgs_nats_target_init(&target, sink->url, config->fmt.subject_prefix,
+						 sink->stream, config->nats.shared, config->fmt.database);
+	if (pgs_shmem_claim_nats_target(MyDatabaseId, config->id, &target, &conflict))
+		return;
+	if (conflict.same_stream)
+		pgs_worker_fail(psprintf("JetStream stream \"%s\" on the same NATS server is already written by stream \"%s\" of database \"%s\"",
+								 sink->stream, conflict.name, conflict.database),
+						PGS_NATS_TARGET_HINT);
+	pgs_worker_fail(psprintf("subjects \"%s.>\" on the same NATS server overlap with the subjects \"%s.>\" of stream \"%s\" of database \"%s\"",
+							 target.prefix, conflict.prefix, conflict.name,
+							 conflict.database),
+					PGS_NATS_TARGET_HINT);
+}
+
+/*
  * Create the target and connect.  While NATS cannot be reached, retries
  * with a delay that doubles up to pgoutput_stream.nats_max_retry_delay,
  * showing the reason in stream_status; a stop request or SIGTERM ends the
@@ -1690,6 +1825,7 @@ pgs_sink_nats_create(const PgsStreamConfig *config)
 	pthread_mutex_init(&sink->error_mu, NULL);
 	sink->slot_name = pstrdup(config->slot_name);
 	initStringInfo(&sink->msgbuf);
+	claim_target(sink, config);
 
 	for (;;)
 	{
@@ -1697,6 +1833,8 @@ pgs_sink_nats_create(const PgsStreamConfig *config)
 
 		if (try_connect(sink, config, &reason))
 			break;
+		if (sink->refusal != NULL)
+			pgs_worker_fail(sink->refusal, PGS_NATS_WRITER_HINT);
 		ereport(LOG,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
 				 errmsg("stream \"%s\" is waiting for NATS: %s", config->name, reason),

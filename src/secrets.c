@@ -276,6 +276,73 @@ pgs_url_shown(const char *urls)
 	return buf.data;
 }
 
+static int
+compare_cstrings(const ListCell *a, const ListCell *b)
+{
+	return strcmp((const char *) lfirst(a), (const char *) lfirst(b));
+}
+
+/*
+ * The NATS servers of a URL list as "host:port", sorted, without
+ * duplicates and joined by ",": what the collision checks compare to tell
+ * whether two streams talk to the same server.  The scheme, the user
+ * information (a credential), the path and letter case of the host are
+ * dropped, and a missing port is cnats' default, 4222.  Host names are not
+ * resolved: "localhost" and "127.0.0.1" count as different servers.
+ */
+char *
+pgs_nats_server_list(const char *urls)
+{
+	List	   *servers = NIL;
+	const char *entry = urls ? urls : "";
+	StringInfoData buf;
+	ListCell   *lc;
+	const char *prev = NULL;
+
+	for (;;)
+	{
+		const char *end = strchr(entry, ',');
+
+		if (end == NULL)
+			end = entry + strlen(entry);
+		/* cnats skips empty entries of the list */
+		if (end > entry)
+		{
+			UrlParts	u;
+			const char *host_end;
+			char	   *server;
+			char	   *p;
+
+			url_parse(entry, end, &u);
+			host_end = u.port ? u.port - 1 : u.host_end;
+			server = psprintf("%.*s:%.*s", (int) (host_end - u.host), u.host,
+							  u.port ? (int) (u.host_end - u.port) : 4,
+							  u.port ? u.port : "4222");
+			for (p = server; *p; p++)
+				*p = pg_ascii_tolower((unsigned char) *p);
+			servers = lappend(servers, server);
+		}
+		if (*end == '\0')
+			break;
+		entry = end + 1;
+	}
+
+	list_sort(servers, compare_cstrings);
+	initStringInfo(&buf);
+	foreach(lc, servers)
+	{
+		const char *server = lfirst(lc);
+
+		if (prev != NULL && strcmp(prev, server) == 0)
+			continue;
+		if (buf.len > 0)
+			appendStringInfoChar(&buf, ',');
+		appendStringInfoString(&buf, server);
+		prev = server;
+	}
+	return buf.data;
+}
+
 /* Add start..end to the list of secrets, if long enough */
 static List *
 add_secret(List *secrets, const char *start, const char *end)

@@ -25,6 +25,7 @@ extern char *pgs_url_shown(const char *urls);
 extern char *pgs_redact_text(const char *text, const char *urls);
 extern bool pgs_url_split_userinfo(const char *url, char **userinfo,
 								   char **rest);
+extern char *pgs_nats_server_list(const char *urls);
 extern void pgs_wipe_free(char *secret);
 
 #endif							/* PGS_SECRETS_H */

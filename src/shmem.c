@@ -195,6 +195,7 @@ pgs_shmem_claim(Oid dboid, int32 stream_id, const char *name, bool *busy,
 	}
 	entry->pid = MyProcPid;
 	entry->latch = MyLatch;
+	entry->has_nats_target = false;
 	SpinLockAcquire(&entry->mutex);
 	strlcpy(entry->name, name, NAMEDATALEN);
 	entry->stop_requested = false;
@@ -232,6 +233,7 @@ pgs_shmem_release(PgsStreamSlot *entry, bool failed)
 		SpinLockRelease(&entry->mutex);
 		entry->pid = 0;
 		entry->latch = NULL;
+		entry->has_nats_target = false;
 		pg_atomic_fetch_sub_u32(&pgs_shared->running, 1);
 	}
 	LWLockRelease(pgs_shared->lock);
@@ -431,4 +433,178 @@ pgs_shmem_wake_database(Oid dboid)
 		if (latch != NULL && entry->dboid == dboid)
 			SetLatch(latch);
 	}
+}
+
+/*
+ * Fill a NATS target identity from a stream's effective settings: urls is
+ * the nats_url option or else the GUC.  A subject prefix too long for its
+ * field is cut after its last whole token that fits: the shorter prefix
+ * overlaps every prefix the whole one overlaps, so the check may refuse
+ * more, never less (a prefix of one token that long is cut anywhere).  A
+ * server list too long keeps its first servers in sorted order.
+ */
+void
+pgs_nats_target_init(PgsNatsTarget *target, const char *urls,
+					 const char *prefix, const char *stream, bool shared,
+					 const char *database)
+{
+	char	   *servers = pgs_nats_server_list(urls);
+
+	memset(target, 0, sizeof(PgsNatsTarget));
+	if (strlen(servers) >= PGS_NATS_SERVERS_LEN)
+	{
+		char	   *comma;
+
+		servers[PGS_NATS_SERVERS_LEN - 1] = '\0';
+		comma = strrchr(servers, ',');
+		if (comma != NULL)
+			*comma = '\0';
+	}
+	strlcpy(target->servers, servers, PGS_NATS_SERVERS_LEN);
+	pfree(servers);
+
+	strlcpy(target->prefix, prefix, PGS_NATS_NAME_LEN);
+	if (strlen(prefix) >= PGS_NATS_NAME_LEN)
+	{
+		char	   *dot = strrchr(target->prefix, '.');
+
+		if (dot != NULL)
+			*dot = '\0';
+	}
+	strlcpy(target->stream, stream, PGS_NATS_NAME_LEN);
+	target->shared = shared;
+	strlcpy(target->database, database ? database : "", NAMEDATALEN);
+}
+
+/* Whether two server lists of pgs_nats_server_list name a server in common */
+static bool
+servers_meet(const char *a, const char *b)
+{
+	const char *pa = a;
+
+	while (*pa)
+	{
+		size_t		la = strcspn(pa, ",");
+		const char *pb = b;
+
+		while (*pb)
+		{
+			size_t		lb = strcspn(pb, ",");
+
+			if (la == lb && strncmp(pa, pb, la) == 0)
+				return true;
+			pb += lb + (pb[lb] == ',');
+		}
+		pa += la + (pa[la] == ',');
+	}
+	return false;
+}
+
+/* Whether the subjects <a>.> and <b>.> overlap: one prefix is the other's */
+static bool
+prefixes_overlap(const char *a, const char *b)
+{
+	size_t		la = strlen(a);
+	size_t		lb = strlen(b);
+
+	if (la > lb)
+		return strncmp(a, b, lb) == 0 && a[lb] == '.';
+	if (lb > la)
+		return strncmp(a, b, la) == 0 && b[la] == '.';
+	return strcmp(a, b) == 0;
+}
+
+/*
+ * Whether two streams with these NATS targets would write the same
+ * JetStream stream (*same_stream) or overlapping subjects on one server,
+ * and have not both said that they share it (nats_shared_stream).
+ */
+bool
+pgs_nats_targets_collide(const PgsNatsTarget *a, const PgsNatsTarget *b,
+						 bool *same_stream)
+{
+	if ((a->shared && b->shared) || !servers_meet(a->servers, b->servers))
+		return false;
+	*same_stream = strcmp(a->stream, b->stream) == 0;
+	return *same_stream || prefixes_overlap(a->prefix, b->prefix);
+}
+
+/*
+ * The running stream other than (dboid, stream_id) whose NATS target
+ * collides with target; caller holds the lock.
+ */
+static bool
+find_nats_conflict(Oid dboid, int32 stream_id, const PgsNatsTarget *target,
+				   PgsNatsConflict *conflict)
+{
+	int			i;
+
+	for (i = 0; i < pgs_shared->max_streams; i++)
+	{
+		PgsStreamSlot *entry = &pgs_shared->streams[i];
+		const PgsNatsTarget *other = &entry->nats_target;
+
+		if (!entry->in_use || entry->pid == 0 || !entry->has_nats_target ||
+			(entry->dboid == dboid && entry->stream_id == stream_id) ||
+			!pgs_nats_targets_collide(target, other, &conflict->same_stream))
+			continue;
+		conflict->dboid = entry->dboid;
+		SpinLockAcquire(&entry->mutex);
+		strlcpy(conflict->name, entry->name, NAMEDATALEN);
+		SpinLockRelease(&entry->mutex);
+		strlcpy(conflict->database, other->database, NAMEDATALEN);
+		strlcpy(conflict->prefix, other->prefix, PGS_NATS_NAME_LEN);
+		return true;
+	}
+	return false;
+}
+
+/*
+ * Whether a running stream other than (dboid, stream_id) writes where
+ * target would: for the early checks of the SQL functions, which a worker
+ * starting meanwhile can still pass (pgs_shmem_claim_nats_target decides).
+ */
+bool
+pgs_shmem_find_nats_conflict(Oid dboid, int32 stream_id,
+							 const PgsNatsTarget *target,
+							 PgsNatsConflict *conflict)
+{
+	bool		found;
+
+	LWLockAcquire(pgs_shared->lock, LW_SHARED);
+	found = find_nats_conflict(dboid, stream_id, target, conflict);
+	LWLockRelease(pgs_shared->lock);
+	return found;
+}
+
+/*
+ * Record target as the NATS target of the calling worker's entry, unless a
+ * running stream of any database already writes there (then returns false
+ * with *conflict).  The check and the claim are one step under the
+ * exclusive lock, so of two workers starting at once only one passes.
+ */
+bool
+pgs_shmem_claim_nats_target(Oid dboid, int32 stream_id,
+							const PgsNatsTarget *target,
+							PgsNatsConflict *conflict)
+{
+	PgsStreamSlot *entry;
+
+	LWLockAcquire(pgs_shared->lock, LW_EXCLUSIVE);
+	entry = find_entry(dboid, stream_id);
+	if (entry == NULL || entry->pid != MyProcPid)
+	{
+		LWLockRelease(pgs_shared->lock);
+		elog(ERROR, "registry entry of stream %d is not held by this process",
+			 stream_id);
+	}
+	if (find_nats_conflict(dboid, stream_id, target, conflict))
+	{
+		LWLockRelease(pgs_shared->lock);
+		return false;
+	}
+	entry->nats_target = *target;
+	entry->has_nats_target = true;
+	LWLockRelease(pgs_shared->lock);
+	return true;
 }

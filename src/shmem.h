@@ -22,6 +22,10 @@
 
 #define PGS_ERROR_LEN	512
 
+/* Sizes of the parts of a NATS target identity (PgsNatsTarget) */
+#define PGS_NATS_SERVERS_LEN	512
+#define PGS_NATS_NAME_LEN		256
+
 /* Targets, in the order of their per-target counters */
 #define PGS_NUM_TARGETS		3
 extern const char *const pgs_target_names[PGS_NUM_TARGETS];
@@ -40,11 +44,40 @@ typedef enum PgsStreamState
 } PgsStreamState;
 
 /*
+ * Where a stream's nats target writes: the NATS servers (normalised by
+ * pgs_nats_server_list), the subject prefix and the JetStream stream.  Two
+ * streams of a cluster must not write the same JetStream stream or
+ * overlapping subjects on one server, unless both set nats_shared_stream.
+ * A text too long for its field is cut at a boundary that keeps the
+ * comparison conservative (see pgs_nats_target_init).
+ */
+typedef struct PgsNatsTarget
+{
+	char		servers[PGS_NATS_SERVERS_LEN];
+	char		prefix[PGS_NATS_NAME_LEN];
+	char		stream[PGS_NATS_NAME_LEN];
+	bool		shared;			/* nats_shared_stream */
+	char		database[NAMEDATALEN];	/* of the stream, for messages */
+} PgsNatsTarget;
+
+/* The running stream a NATS target collides with */
+typedef struct PgsNatsConflict
+{
+	Oid			dboid;
+	char		name[NAMEDATALEN];
+	char		database[NAMEDATALEN];
+	bool		same_stream;	/* the same JetStream stream, else only
+								 * overlapping subjects */
+	char		prefix[PGS_NATS_NAME_LEN];	/* its subject prefix */
+} PgsNatsConflict;
+
+/*
  * One stream's entry.
  *
- * The LWLock in PgsSharedState protects in_use, dboid, stream_id, pid and
- * latch: a worker claims its entry under the exclusive lock, which is what
- * guarantees one worker per stream.  The remaining fields are written only
+ * The LWLock in PgsSharedState protects in_use, dboid, stream_id, pid,
+ * latch, has_nats_target and nats_target: a worker claims its entry, and
+ * then its NATS target, under the exclusive lock, which is what guarantees
+ * one worker per stream and one writer per JetStream stream.  The remaining fields are written only
  * by the entry's worker (or, for stop_requested, by backends), and read by
  * stream_status; they are guarded by the entry's spinlock so that readers
  * see consistent values.
@@ -56,6 +89,8 @@ typedef struct PgsStreamSlot
 	int32		stream_id;
 	pid_t		pid;			/* worker holding the entry, 0 if none */
 	Latch	   *latch;			/* that worker's latch */
+	bool		has_nats_target;	/* that worker claimed nats_target */
+	PgsNatsTarget nats_target;
 
 	slock_t		mutex;
 	bool		stop_requested;
@@ -113,5 +148,18 @@ extern void pgs_shmem_set_error(PgsStreamSlot *entry, const char *message);
 extern void pgs_shmem_set_waiting(PgsStreamSlot *entry, const char *reason);
 extern const char *pgs_state_name(PgsStreamState state);
 extern void pgs_shmem_wake_database(Oid dboid);
+
+extern void pgs_nats_target_init(PgsNatsTarget *target, const char *urls,
+								 const char *prefix, const char *stream,
+								 bool shared, const char *database);
+extern bool pgs_nats_targets_collide(const PgsNatsTarget *a,
+									 const PgsNatsTarget *b,
+									 bool *same_stream);
+extern bool pgs_shmem_find_nats_conflict(Oid dboid, int32 stream_id,
+										 const PgsNatsTarget *target,
+										 PgsNatsConflict *conflict);
+extern bool pgs_shmem_claim_nats_target(Oid dboid, int32 stream_id,
+										const PgsNatsTarget *target,
+										PgsNatsConflict *conflict);
 
 #endif							/* PGS_SHMEM_H */

@@ -26,6 +26,7 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -42,6 +43,7 @@
 
 #include "compat.h"
 #include "decoder.h"
+#include "guc.h"
 #include "shmem.h"
 #include "sql_api.h"
 #include "stream_config.h"
@@ -271,39 +273,91 @@ spi_run(const char *sql, int nargs, Oid *types, Datum *values, int expected)
 	return SPI_processed;
 }
 
+/* The NATS target config's worker will claim (see nats_sink.c) */
+static void
+nats_target_of(const PgsStreamConfig *config, PgsNatsTarget *target)
+{
+	pgs_nats_target_init(target, config->nats.url ? config->nats.url : pgs_nats_url,
+						 config->fmt.subject_prefix, config->nats.stream,
+						 config->nats.shared, get_database_name(MyDatabaseId));
+}
+
 /*
  * Two streams of this database must not write the same JetStream stream or
- * the same subjects on one NATS server: each must be the only writer of
- * its messages for exactly-once delivery (and JetStream refuses streams
- * with overlapping subjects).  Caller is connected to SPI.
+ * overlapping subjects on one NATS server, unless both set
+ * nats_shared_stream: each must be the only writer of its messages for
+ * exactly-once delivery (and JetStream refuses streams with overlapping
+ * subjects).  Every stream of the database counts, running or not; those
+ * of other databases are checked against the registry when a stream starts
+ * (check_nats_running).  Caller is connected to SPI.
  */
 static void
 check_nats_exclusive(const PgsStreamConfig *config, int32 exclude_id,
 					 const char *name)
 {
-	Oid			types[4] = {INT4OID, TEXTOID, TEXTOID, TEXTOID};
-	Datum		values[4];
+	Oid			types[1] = {INT4OID};
+	Datum		values[1];
+	PgsNatsTarget target;
+	uint64		i;
 
 	if (!(config->targets & PGS_TARGET_NATS))
 		return;
+	nats_target_of(config, &target);
 	values[0] = Int32GetDatum(exclude_id);
-	values[1] = CStringGetTextDatum(config->fmt.subject_prefix);
-	values[2] = CStringGetTextDatum(config->nats.stream);
-	values[3] = CStringGetTextDatum(config->nats.url ? config->nats.url : "");
-	if (SPI_execute_with_args("SELECT name FROM pgoutput_stream.streams"
-							  " WHERE id <> $1 AND 'nats' = ANY (targets)"
-							  " AND coalesce(options->>'nats_url', '') = $4"
-							  " AND (coalesce(options->>'subject_prefix', 'postgres') = $2"
-							  "      OR coalesce(options->>'nats_stream', 'postgres_replication') = $3)",
-							  4, types, values, NULL, true, 1) != SPI_OK_SELECT)
+	if (SPI_execute_with_args("SELECT name, options FROM pgoutput_stream.streams"
+							  " WHERE id <> $1 AND 'nats' = ANY (targets) ORDER BY id",
+							  1, types, values, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read streams");
-	if (SPI_processed > 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_DUPLICATE_OBJECT),
-				 errmsg("stream \"%s\" would share NATS subjects or JetStream stream with stream \"%s\"",
-						name, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1)),
-				 errdetail("Each stream must be the only writer of its JetStream stream and subjects."),
-				 errhint("Set the stream options subject_prefix and nats_stream to values of its own.")));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tuple = SPI_tuptable->vals[i];
+		PgsStreamConfig other;
+		PgsNatsTarget other_target;
+		bool		isnull;
+		bool		same_stream;
+
+		pgs_config_defaults(&other);
+		pgs_apply_options(&other, DatumGetJsonbP(SPI_getbinval(tuple, SPI_tuptable->tupdesc,
+															   2, &isnull)));
+		nats_target_of(&other, &other_target);
+		if (pgs_nats_targets_collide(&target, &other_target, &same_stream))
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_OBJECT),
+					 errmsg("stream \"%s\" would share NATS subjects or JetStream stream with stream \"%s\"",
+							name, SPI_getvalue(tuple, SPI_tuptable->tupdesc, 1)),
+					 errdetail("Each stream must be the only writer of its JetStream stream and subjects."),
+					 errhint("Set the stream options subject_prefix and nats_stream to values of its own.")));
+	}
+}
+
+/*
+ * A stream about to start must not write where a running stream of any
+ * database of the cluster writes.  The registry shows only running
+ * streams, and a worker starting meanwhile is not seen: the worker checks
+ * again, and claims its target, when it starts.
+ */
+static void
+check_nats_running(const PgsStreamConfig *config, int32 stream_id,
+				   const char *name)
+{
+	PgsNatsTarget target;
+	PgsNatsConflict conflict;
+
+	if (!(config->targets & PGS_TARGET_NATS))
+		return;
+	nats_target_of(config, &target);
+	if (!pgs_shmem_find_nats_conflict(MyDatabaseId, stream_id, &target, &conflict))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_DUPLICATE_OBJECT),
+			 errmsg("stream \"%s\" would share NATS subjects or JetStream stream with stream \"%s\" of database \"%s\"",
+					name, conflict.name, conflict.database),
+			 conflict.same_stream ?
+			 errdetail("Stream \"%s\" is running and writes to JetStream stream \"%s\" on the same NATS server.",
+					   conflict.name, target.stream) :
+			 errdetail("Stream \"%s\" is running and writes the subjects \"%s.>\" on the same NATS server, which overlap with \"%s.>\".",
+					   conflict.name, conflict.prefix, target.prefix),
+			 errhint("Set the stream options subject_prefix and nats_stream to values of its own.")));
 }
 
 static void
@@ -438,7 +492,10 @@ pgoutput_stream_create_stream(PG_FUNCTION_ARGS)
 	}
 	check_nats_exclusive(&config, -1, name);
 	if (start)
+	{
+		check_nats_running(&config, -1, name);
 		check_registry_has_room(-1, name);
+	}
 
 	LWLockAcquire(ReplicationSlotControlLock, LW_SHARED);
 	slot = SearchNamedReplicationSlot(slot_name, false);
@@ -507,6 +564,7 @@ pgoutput_stream_start_stream(PG_FUNCTION_ARGS)
 				(errmsg("stream \"%s\" is already running", name)));
 		PG_RETURN_VOID();
 	}
+	check_nats_running(config, config->id, name);
 	check_registry_has_room(config->id, name);
 
 	spi_connect();
@@ -607,6 +665,9 @@ pgoutput_stream_alter_stream(PG_FUNCTION_ARGS)
 		pgs_apply_options(&changed, options);
 		pgs_validate_target_options(&changed);
 		check_nats_exclusive(&changed, config->id, name);
+		/* a running stream restarts with the new settings at commit */
+		if (config->enabled && pgs_shmem_worker_pid(MyDatabaseId, config->id) != 0)
+			check_nats_running(&changed, config->id, name);
 
 		values[1] = targets;
 		values[2] = CStringGetTextDatum(format_name);

@@ -166,6 +166,7 @@ pgs_config_defaults(PgsStreamConfig *config)
 	config->nats.max_age = 0;
 	config->nats.replicas = 1;
 	config->nats.duplicate_window = 0;
+	config->nats.shared = false;
 	config->feldera.url = NULL;
 	config->feldera.pipeline = NULL;
 	config->feldera.naming = PGS_FELDERA_SCHEMA_TABLE;
@@ -561,6 +562,8 @@ pgs_apply_options(PgsStreamConfig *config, Jsonb *options)
 			config->nats.replicas = int_option(key, value, 1, 5);
 		else if (strcmp(key, "nats_duplicate_window") == 0)
 			config->nats.duplicate_window = int_option(key, value, 0, PG_INT64_MAX / 1000000000);
+		else if (strcmp(key, "nats_shared_stream") == 0)
+			config->nats.shared = bool_option(key, value);
 		else if (strcmp(key, "transaction_events") == 0)
 		{
 			config->fmt.transaction_events = bool_option(key, value);
@@ -626,7 +629,7 @@ pgs_apply_options(PgsStreamConfig *config, Jsonb *options)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unrecognized stream option \"%s\"", key),
 					 errhint("Valid options are: %s.",
-							 "subject_prefix, value_mode, transaction_events, relation_events, debezium_values, include_tables, exclude_tables, exclude_columns, operations, heartbeat_interval, nats_url, nats_stream, nats_storage, nats_max_msgs, nats_max_bytes, nats_max_age, nats_replicas, nats_duplicate_window, feldera_url, feldera_pipeline, feldera_table_names, feldera_table_map, feldera_tables, feldera_truncate, feldera_max_rows, feldera_wait_completion")));
+							 "subject_prefix, value_mode, transaction_events, relation_events, debezium_values, include_tables, exclude_tables, exclude_columns, operations, heartbeat_interval, nats_url, nats_stream, nats_storage, nats_max_msgs, nats_max_bytes, nats_max_age, nats_replicas, nats_duplicate_window, nats_shared_stream, feldera_url, feldera_pipeline, feldera_table_names, feldera_table_map, feldera_tables, feldera_truncate, feldera_max_rows, feldera_wait_completion")));
 	}
 
 	/* Debezium's transaction metadata is off unless asked for, as in Debezium */

@@ -57,6 +57,8 @@ typedef struct PgsNatsStreamConfig
 	int64		max_age;		/* seconds, 0: unlimited */
 	int64		replicas;
 	int64		duplicate_window;	/* seconds, 0: server default */
+	bool		shared;			/* nats_shared_stream: other writers are
+								 * expected, publish unchained */
 } PgsNatsStreamConfig;
 
 typedef struct PgsStreamConfig

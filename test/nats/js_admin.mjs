@@ -12,6 +12,7 @@
 //                                                     (explicit acks, from the first message)
 //   consumer-info <stream> <durable>                  prints the info of a consumer
 //   delete <stream>                                   delete a stream
+//   purge <stream>                                    remove every message of a stream
 //   publish <subject> <data> <msg-id>                 publish through JetStream;
 //                                                     prints the acknowledgement
 import { connect, AckPolicy, DeliverPolicy, StorageType } from "nats";
@@ -65,6 +66,8 @@ if (command === "add") {
   };
 } else if (command === "delete") {
   result = { deleted: await jsm.streams.delete(rest[0]) };
+} else if (command === "purge") {
+  result = { purged: (await jsm.streams.purge(rest[0])).purged };
 } else if (command === "publish") {
   const [subject, data, msgID] = rest;
   const ack = await nc.jetstream().publish(subject, new TextEncoder().encode(data), { msgID });

@@ -10,7 +10,8 @@
 #  (c) a 3-node NATS cluster with a replicated JetStream stream, and the node
 #      the worker is connected to killed during the workload;
 #  (d) a stream of the same name in another (new) PostgreSQL cluster, as
-#      after pg_dump/restore, writing to the same JetStream stream;
+#      after pg_dump/restore, writing to the same JetStream stream: it
+#      fails until the operator sets nats_shared_stream for one start;
 #  (e) a non-transactional logical message decoded again by a worker that
 #      starts from an older slot position than the one that stored it.
 #
@@ -308,14 +309,46 @@ SELECT pgoutput_stream.create_stream('sd', 'pd', targets => '{nats}',
   options => '{"subject_prefix": "fd", "nats_stream": "fd"}');
 INSERT INTO d_rows VALUES (2, 'new cluster'), (3, 'new cluster');
 });
+	# The old cluster's message is last: the new cluster refuses to write
+	# after another cluster's messages unless told to.
+	ok(pgs_wait_for_status($new, 'postgres', 'sd', "state = 'failed'"),
+		'stream sd of the new cluster fails: the last message is another cluster\'s');
+	like(
+		pgs_stream_state($new, 'postgres', 'sd')->{last_error},
+		qr/^JetStream stream "fd" has another writer: its last message under "fd\.>" .* was written by database cluster \d+, not by this one/,
+		'its last_error names the other cluster');
+	my $offset = pgs_log_offset($new);
+	$new->safe_psql('postgres', q{
+SELECT pgoutput_stream.alter_stream('sd', options => '{"nats_shared_stream": true}');
+SELECT pgoutput_stream.start_stream('sd');
+});
 	ok(pgs_wait_for_status($new, 'postgres', 'sd', "state = 'streaming'"),
-		'stream sd of the new cluster is streaming');
+		'with nats_shared_stream, stream sd of the new cluster is streaming');
 	ok(pgs_wait_delivered($new, 'postgres', 'sd'), 'the new cluster confirmed its slot');
+	ok(pgs_wait_for_log($new, $offset, qr/stream "sd" is not the only writer of JetStream stream "fd"; messages are not chained/),
+		'it published unchained');
+
+	# Its own message is last now: without the option it chains again
+	$offset = pgs_log_offset($new);
+	my $old_pid = pgs_stream_state($new, 'postgres', 'sd')->{pid};
+	$new->safe_psql('postgres',
+		q{SELECT pgoutput_stream.alter_stream('sd', options => '{"nats_shared_stream": null}')});
+	ok( pgs_wait_for_status(
+			$new, 'postgres', 'sd', "state = 'streaming' AND pid IS NOT NULL AND pid <> $old_pid"),
+		'the stream restarted without the option');
+	$new->safe_psql('postgres', "INSERT INTO d_rows VALUES (4, 'new cluster, chained')");
+	ok(pgs_wait_delivered($new, 'postgres', 'sd'), 'the option removed, the new cluster delivers');
+	ok(!$new->log_contains(qr/is not the only writer of JetStream stream "fd"/, $offset),
+		'and chains its messages again');
 	my $dump = pgs_js_dump($nats->url, 'fd');
 	my @ids = map { $_->{data_raw} =~ /\\"id\\":(\d+)/ ? $1 : () }
 	  grep { ($_->{headers}{'Pg-Operation'} // '') eq 'insert' } @{ $dump->{msgs} };
-	is_deeply(\@ids, [ 1, 2, 3 ],
+	is_deeply(\@ids, [ 1, 2, 3, 4 ],
 		'the rows of the new cluster are in JetStream after those of the old one');
+	my @new_msgs = grep { ($_->{headers}{'Pg-Operation'} // '') eq 'insert' } @{ $dump->{msgs} };
+	ok(defined $new_msgs[-1]{headers}{'Nats-Expected-Last-Msg-Id'}
+		  || defined $new_msgs[-1]{headers}{'Nats-Expected-Last-Sequence'},
+		'the last row was published chained');
 	$new->stop;
 }
 

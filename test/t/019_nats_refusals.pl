@@ -9,8 +9,9 @@
 #  (a) another client wrote to the JetStream stream between two of the
 #      worker's messages: the next one, chained to the worker's last
 #      message id, is refused ("wrong last msg ID", JetStream error code
-#      10070); the restarted worker finds a foreign last message and goes
-#      on unchained;
+#      10070); the restarted worker finds a foreign last message and fails
+#      (another writer), and goes on unchained once the stream option
+#      nats_shared_stream says that the JetStream stream is shared;
 #  (b) the JetStream stream was deleted while the stream streamed: nothing
 #      captures the subject, and the server answers "no responders"; the
 #      restarted worker creates the JetStream stream again and stores the
@@ -71,10 +72,26 @@ ok( pgs_wait_for_log(
 		qr/DETAIL:  message pgs_s:[0-9A-F]+\/[0-9A-F]+:\d+ was not stored: wrong last msg ID: someone-else-1 \(JetStream error code 10070\)/
 	),
 	'the refusal names the message, JetStream\'s reason and its error code');
+ok(pgs_wait_for_status($node, 'postgres', 's', "state = 'failed'"),
+	'the restarted worker found the foreign message and failed');
+like(
+	pgs_stream_state($node, 'postgres', 's')->{last_error},
+	qr/^JetStream stream "error" has another writer: its last message under "ref\.>" \(sequence \d+, subject "ref\.other\.writer"\) has Nats-Msg-Id "someone-else-1", not one of replication slot "pgs_s"/,
+	'its last_error says what it found');
+$node->safe_psql('postgres', q{
+SELECT pgoutput_stream.alter_stream('s', options => '{"nats_shared_stream": true}');
+SELECT pgoutput_stream.start_stream('s');
+});
 ok(pgs_wait_for_log($node, $offset, qr/stream "s" is not the only writer of JetStream stream "error"; messages are not chained/),
-	'the restarted worker found the foreign message and goes on unchained');
+	'with nats_shared_stream, the worker goes on unchained');
 ok(pgs_wait_delivered($node, 'postgres', 's'), 'the refused row is delivered after the restart');
 is_deeply(stored_ids(), [ 1, 2 ], 'JetStream holds each row once, in commit order');
+
+# Its own message is last again: the rest runs without the option
+my $pid = pgs_stream_state($node, 'postgres', 's')->{pid};
+$node->safe_psql('postgres', q{SELECT pgoutput_stream.alter_stream('s', options => '{"nats_shared_stream": null}')});
+ok(pgs_wait_for_status($node, 'postgres', 's', "state = 'streaming' AND pid IS NOT NULL AND pid <> $pid"),
+	'without nats_shared_stream, the stream streams again');
 
 # ---------------------------------------------------------------------
 # (b) the JetStream stream deleted
