@@ -69,7 +69,7 @@ my $offset = pgs_log_offset($node);
 $node->safe_psql('postgres', "INSERT INTO t VALUES (2, 'after the foreign message')");
 ok( pgs_wait_for_log(
 		$node, $offset,
-		qr/DETAIL:  message pgs_s:[0-9A-F]+\/[0-9A-F]+:\d+ was not stored: wrong last msg ID: someone-else-1 \(JetStream error code 10070\)/
+		qr/DETAIL:  message pgs_s:t\d+:[0-9A-F]+\/[0-9A-F]+:\d+ was not stored: wrong last msg ID: someone-else-1 \(JetStream error code 10070\)/
 	),
 	'the refusal names the message, JetStream\'s reason and its error code');
 ok(pgs_wait_for_status($node, 'postgres', 's', "state = 'failed'"),
@@ -103,7 +103,7 @@ $offset = pgs_log_offset($node);
 $node->safe_psql('postgres', "INSERT INTO t VALUES (3, 'while nothing captures the subject')");
 ok( pgs_wait_for_log(
 		$node, $offset,
-		qr/DETAIL:  message pgs_s:[0-9A-F]+\/[0-9A-F]+:\d+ was not stored: no JetStream stream captures its subject \(no responders\)/
+		qr/DETAIL:  message pgs_s:t\d+:[0-9A-F]+\/[0-9A-F]+:\d+ was not stored: no JetStream stream captures its subject \(no responders\)/
 	),
 	'the refusal says that no JetStream stream captures the subject');
 ok(pgs_wait_for_log($node, $offset, qr/stream "s" created JetStream stream "error" for subjects "ref\.>"/),
