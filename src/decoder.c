@@ -171,6 +171,13 @@ pgs_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid,
 	pgs_proto_read(decoder->proto, lsn, xid, ctx->out->data, ctx->out->len);
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(decoder->message_cxt);
+
+	/*
+	 * pgoutput wrote the message into the decoding context's buffer, which
+	 * it only appends to after pgs_prepare_write(): the buffer of a huge
+	 * row need not be kept until the next one.
+	 */
+	pgs_buffer_trim(ctx->out);
 }
 
 /*

@@ -8,7 +8,10 @@
  * encodings (format_feldera.c) and sent when the transaction ends, as
  *   POST {url}/v0/pipelines/{pipeline}/ingress/{table}
  *        ?format=json&update_format=insert_delete&array=true
- * with at most feldera_max_rows rows per request.  The target is
+ * with at most feldera_max_rows rows per request.  A table's rows go out
+ * as soon as they reach feldera_max_bytes, and so do all the tables' rows
+ * when together they reach it: the rows the worker holds stay bounded
+ * also in a snapshot, which is one transaction.  The target is
  * synchronous: a transaction counts as delivered once Feldera answered
  * 200 to every one of its requests (and, with feldera_wait_completion, the
  * completion tokens report "complete"), so the slot is never confirmed past
@@ -97,6 +100,7 @@ typedef struct PgsFelderaSink
 
 	MemoryContext txn_cxt;		/* batches of the current transaction */
 	HTAB	   *batches;		/* relid -> FelderaBatch */
+	int64		buffered;		/* bytes of rows in the batches, not sent */
 	List	   *tokens;			/* completion tokens of the transaction */
 	XLogRecPtr	acked;
 	uint64		requests;
@@ -616,6 +620,7 @@ flush_batch(PgsFelderaSink *sink, FelderaBatch *batch)
 							 batch->nrows, batch->table), false);
 	sink->base.sent += batch->nrows;
 	sink->base.last_ack_at = GetCurrentTimestamp();
+	sink->buffered -= batch->body.len - 2;	/* the rows without "[" and "]" */
 	token = response_member(sink, "token");
 	if (token != NULL && sink->base.config->feldera.wait_completion)
 	{
@@ -624,9 +629,26 @@ flush_batch(PgsFelderaSink *sink, FelderaBatch *batch)
 		sink->tokens = lappend(sink->tokens, pstrdup(token));
 		MemoryContextSwitchTo(old);
 	}
-	resetStringInfo(&batch->body);
+	pgs_buffer_trim(&batch->body);
 	appendStringInfoChar(&batch->body, '[');
 	batch->nrows = 0;
+}
+
+/* Send the rows collected for every table */
+static void
+flush_batches(PgsFelderaSink *sink)
+{
+	HASH_SEQ_STATUS seq;
+	FelderaBatch *batch;
+
+	if (sink->batches == NULL)
+		return;
+	hash_seq_init(&seq, sink->batches);
+	while ((batch = hash_seq_search(&seq)) != NULL)
+	{
+		if (batch->table != NULL)
+			flush_batch(sink, batch);
+	}
 }
 
 /* The batch of a relation, created on first use in the transaction */
@@ -668,6 +690,7 @@ feldera_send(PgsSink *base, const PgsOutput *out)
 	FelderaBatch *batch;
 	MemoryContext old;
 	PgsFormatOptions fmt;
+	int			len_before;
 
 	if (ev->kind == PGS_EVENT_TRUNCATE)
 	{
@@ -687,6 +710,7 @@ feldera_send(PgsSink *base, const PgsOutput *out)
 		return;
 
 	old = MemoryContextSwitchTo(sink->txn_cxt);
+	len_before = batch->body.len;
 	if (batch->nrows > 0)
 		appendStringInfoChar(&batch->body, ',');
 	fmt = base->config->fmt;
@@ -694,10 +718,14 @@ feldera_send(PgsSink *base, const PgsOutput *out)
 	/* the feldera format renders exactly the insert_delete object (UTF-8) */
 	(void) pgs_format_payload(&batch->body, &fmt, ev);
 	batch->nrows++;
+	sink->buffered += batch->body.len - len_before;
 	MemoryContextSwitchTo(old);
 
-	if (batch->nrows >= base->config->feldera.max_rows)
+	if (batch->nrows >= base->config->feldera.max_rows ||
+		batch->body.len >= base->config->feldera.max_bytes)
 		flush_batch(sink, batch);
+	else if (sink->buffered >= base->config->feldera.max_bytes)
+		flush_batches(sink);
 }
 
 /* Wait until Feldera processed every request of the transaction */
@@ -735,22 +763,12 @@ feldera_end_transaction(PgsSink *base, XLogRecPtr end_lsn)
 {
 	PgsFelderaSink *sink = (PgsFelderaSink *) base;
 
-	if (sink->batches != NULL)
-	{
-		HASH_SEQ_STATUS seq;
-		FelderaBatch *batch;
-
-		hash_seq_init(&seq, sink->batches);
-		while ((batch = hash_seq_search(&seq)) != NULL)
-		{
-			if (batch->table != NULL)
-				flush_batch(sink, batch);
-		}
-		if (sink->tokens != NIL)
-			wait_for_completion(sink);
-	}
+	flush_batches(sink);
+	if (sink->tokens != NIL)
+		wait_for_completion(sink);
 	sink->acked = end_lsn;
 	sink->batches = NULL;
+	sink->buffered = 0;
 	sink->tokens = NIL;
 	MemoryContextReset(sink->txn_cxt);
 }

@@ -138,6 +138,26 @@ pgs_event_kind_name(PgsEventKind kind)
 }
 
 /*
+ * Empty buf, and give back its memory if it grew beyond
+ * PGS_BUFFER_KEEP_BYTES: the buffer starts again at StringInfo's initial
+ * size, in the memory context it was allocated in (not the current one,
+ * which may be reset before the buffer's next use).
+ */
+void
+pgs_buffer_trim(StringInfo buf)
+{
+	if (buf->maxlen > PGS_BUFFER_KEEP_BYTES)
+	{
+		MemoryContext cxt = GetMemoryChunkContext(buf->data);
+
+		pfree(buf->data);
+		buf->maxlen = 1024;
+		buf->data = MemoryContextAlloc(cxt, buf->maxlen);
+	}
+	resetStringInfo(buf);
+}
+
+/*
  * Append the payload of ev to buf, UTF-8 encoded.  Returns false, with buf
  * unchanged, if the format emits nothing for this event.
  *

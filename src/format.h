@@ -87,6 +87,15 @@ extern void pgs_server_to_utf8_prepare(void);
 /* State the debezium format keeps per stream; see format_debezium.c */
 extern PgsDebeziumState *pgs_debezium_state_create(void);
 
+/*
+ * Buffers that live as long as a worker (payloads, encoded messages,
+ * request bodies) keep at most this much memory between uses: a huge row
+ * must not pin its size for the rest of the worker's life.
+ */
+#define PGS_BUFFER_KEEP_BYTES	(1024 * 1024)
+
+extern void pgs_buffer_trim(StringInfo buf);
+
 /* Append name to buf as one NATS subject token (escaping rule in docs) */
 extern void pgs_subject_append_token(StringInfo buf, const char *name);
 

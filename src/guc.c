@@ -31,6 +31,7 @@ int			pgs_batch_delay = 1;
 int			pgs_restart_delay = 5;
 int			pgs_slot_save_interval = 5000;
 int			pgs_retained_wal_warning = 1024;
+int			pgs_test_heartbeat_interval = 0;
 
 char	   *pgs_nats_url = NULL;
 char	   *pgs_nats_user = NULL;
@@ -157,6 +158,20 @@ pgs_guc_init(void)
 							1024, 0, INT_MAX,
 							PGC_SIGHUP,
 							GUC_UNIT_MB,
+							NULL, NULL, NULL);
+
+	/*
+	 * Lets a test run many heartbeats, and the worker's loop as many times,
+	 * in minutes (the soak test of test/t/026_bounded_memory.pl), where the
+	 * stream option counts whole seconds.
+	 */
+	DefineCustomIntVariable("pgoutput_stream.test_heartbeat_interval",
+							gettext_noop("For tests only: when set, streams with heartbeat_interval send heartbeats this often instead."),
+							gettext_noop("0 uses each stream's heartbeat_interval."),
+							&pgs_test_heartbeat_interval,
+							0, 0, 3600 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS | GUC_NOT_IN_SAMPLE,
 							NULL, NULL, NULL);
 
 	DefineCustomStringVariable("pgoutput_stream.nats_url",

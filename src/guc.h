@@ -19,6 +19,7 @@ extern int	pgs_batch_delay;
 extern int	pgs_restart_delay;
 extern int	pgs_slot_save_interval;
 extern int	pgs_retained_wal_warning;
+extern int	pgs_test_heartbeat_interval;
 
 /* NATS connection (defaults for every stream with target nats) */
 extern char *pgs_nats_url;

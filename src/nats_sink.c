@@ -1364,12 +1364,6 @@ make_message(PgsNatsSink *sink, const char *subject, const char *reply,
 		int			header_len;
 
 		Assert(nheaders <= PGS_NATS_MAX_HEADERS + 2);
-		/* a huge event's buffer is not kept for the small ones after it */
-		if (buf->maxlen > 8 * 1024 * 1024)
-		{
-			pfree(buf->data);
-			initStringInfo(buf);
-		}
 		resetStringInfo(buf);
 		for (i = 0; i < nheaders; i++)
 		{
@@ -1488,6 +1482,8 @@ publish_chained(PgsNatsSink *sink, const char *subject, const char *payload,
 	 */
 	s = natsConnection_PublishMsg(sink->conn, msg);
 	release_msg(msg);
+	/* a huge event's buffer is not kept for the small ones after it */
+	pgs_buffer_trim(&sink->msgbuf);
 	if (s != NATS_OK)
 	{
 		/* not sent, and no acknowledgement will come: the error ends the worker */

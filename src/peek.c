@@ -43,6 +43,9 @@
 
 PG_FUNCTION_INFO_V1(pgoutput_stream_peek);
 
+/* Rows of the decoding function's result read at a time */
+#define PGS_PEEK_FETCH_ROWS		100
+
 typedef struct PgsPeekState
 {
 	PgsStreamConfig *config;
@@ -196,36 +199,50 @@ pgoutput_stream_peek(PG_FUNCTION_ARGS)
 		Datum		values[3] = {CStringGetTextDatum(copy_name),
 			Int32GetDatum((int32) state.limit),
 		CStringGetTextDatum(pgs_publication_option(state.config->publication))};
+		Portal		portal;
 
 		/*
 		 * upto_nchanges counts pgoutput messages; every message is at most
 		 * one event except TRUNCATE, so this reads at least limit events.
+		 * The function still returns a whole transaction (it decodes whole
+		 * transactions), into a tuplestore that spills to disk beyond
+		 * work_mem; a cursor takes its rows a few at a time and stops after
+		 * limit events, so that peek's memory does not grow with the size
+		 * of the transaction.
 		 */
-		if (SPI_execute_with_args("SELECT lsn, xid, data FROM pg_catalog.pg_logical_slot_peek_binary_changes("
-								  "$1::pg_catalog.name, NULL, $2,"
-								  " 'proto_version', '1', 'publication_names', $3, 'messages', 'true')",
-								  3, types, values, NULL, true, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not decode replication slot \"%s\"", copy_name);
-	}
-	for (i = 0; i < SPI_processed && state.count < state.limit; i++)
-	{
-		HeapTuple	tuple = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		XLogRecPtr	lsn = DatumGetLSN(SPI_getbinval(tuple, desc, 1, &isnull));
-		TransactionId xid = DatumGetTransactionId(SPI_getbinval(tuple, desc, 2, &isnull));
-		bytea	   *data = DatumGetByteaPP(SPI_getbinval(tuple, desc, 3, &isnull));
-		int			len = VARSIZE_ANY_EXHDR(data);
-		char	   *msg;
+		portal = SPI_cursor_open_with_args(NULL,
+										   "SELECT lsn, xid, data FROM pg_catalog.pg_logical_slot_peek_binary_changes("
+										   "$1::pg_catalog.name, NULL, $2,"
+										   " 'proto_version', '1', 'publication_names', $3, 'messages', 'true')",
+										   3, types, values, NULL, true, 0);
+		while (state.count < state.limit)
+		{
+			SPI_cursor_fetch(portal, true, PGS_PEEK_FETCH_ROWS);
+			if (SPI_processed == 0)
+				break;
+			for (i = 0; i < SPI_processed && state.count < state.limit; i++)
+			{
+				HeapTuple	tuple = SPI_tuptable->vals[i];
+				TupleDesc	desc = SPI_tuptable->tupdesc;
+				bool		isnull;
+				XLogRecPtr	lsn = DatumGetLSN(SPI_getbinval(tuple, desc, 1, &isnull));
+				TransactionId xid = DatumGetTransactionId(SPI_getbinval(tuple, desc, 2, &isnull));
+				bytea	   *data = DatumGetByteaPP(SPI_getbinval(tuple, desc, 3, &isnull));
+				int			len = VARSIZE_ANY_EXHDR(data);
+				char	   *msg;
 
-		old = MemoryContextSwitchTo(per_call);
-		/* the reader needs a NUL byte after the message (see proto.c) */
-		msg = palloc(len + 1);
-		memcpy(msg, VARDATA_ANY(data), len);
-		msg[len] = '\0';
-		pgs_proto_read(proto, lsn, xid, msg, len);
-		MemoryContextSwitchTo(old);
-		MemoryContextReset(per_call);
+				old = MemoryContextSwitchTo(per_call);
+				/* the reader needs a NUL byte after the message (see proto.c) */
+				msg = palloc(len + 1);
+				memcpy(msg, VARDATA_ANY(data), len);
+				msg[len] = '\0';
+				pgs_proto_read(proto, lsn, xid, msg, len);
+				MemoryContextSwitchTo(old);
+				MemoryContextReset(per_call);
+			}
+			SPI_freetuptable(SPI_tuptable);
+		}
+		SPI_cursor_close(portal);
 	}
 	{
 		Oid			types[1] = {TEXTOID};

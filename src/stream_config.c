@@ -174,6 +174,7 @@ pgs_config_defaults(PgsStreamConfig *config)
 	config->feldera.tables = NULL;
 	config->feldera.truncate_skip = false;
 	config->feldera.max_rows = 10000;
+	config->feldera.max_bytes = 4 * 1024 * 1024;
 	config->feldera.wait_completion = false;
 	config->heartbeat_interval = 0;
 }
@@ -622,6 +623,9 @@ pgs_apply_options(PgsStreamConfig *config, Jsonb *options)
 		}
 		else if (strcmp(key, "feldera_max_rows") == 0)
 			config->feldera.max_rows = (int) int_option(key, value, 1, 1000000);
+		else if (strcmp(key, "feldera_max_bytes") == 0)
+			config->feldera.max_bytes = (int) int_option(key, value, 1024,
+														 256 * 1024 * 1024);
 		else if (strcmp(key, "feldera_wait_completion") == 0)
 			config->feldera.wait_completion = bool_option(key, value);
 		else
@@ -629,7 +633,7 @@ pgs_apply_options(PgsStreamConfig *config, Jsonb *options)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unrecognized stream option \"%s\"", key),
 					 errhint("Valid options are: %s.",
-							 "subject_prefix, value_mode, transaction_events, relation_events, debezium_values, include_tables, exclude_tables, exclude_columns, operations, heartbeat_interval, nats_url, nats_stream, nats_storage, nats_max_msgs, nats_max_bytes, nats_max_age, nats_replicas, nats_duplicate_window, nats_shared_stream, feldera_url, feldera_pipeline, feldera_table_names, feldera_table_map, feldera_tables, feldera_truncate, feldera_max_rows, feldera_wait_completion")));
+							 "subject_prefix, value_mode, transaction_events, relation_events, debezium_values, include_tables, exclude_tables, exclude_columns, operations, heartbeat_interval, nats_url, nats_stream, nats_storage, nats_max_msgs, nats_max_bytes, nats_max_age, nats_replicas, nats_duplicate_window, nats_shared_stream, feldera_url, feldera_pipeline, feldera_table_names, feldera_table_map, feldera_tables, feldera_truncate, feldera_max_rows, feldera_max_bytes, feldera_wait_completion")));
 	}
 
 	/* Debezium's transaction metadata is off unless asked for, as in Debezium */

@@ -43,6 +43,7 @@ typedef struct PgsFelderaConfig
 	const char *tables;			/* allow-list of Feldera names or NULL */
 	bool		truncate_skip;	/* else a TRUNCATE fails the stream */
 	int			max_rows;		/* rows per request */
+	int			max_bytes;		/* bytes of rows held before a request */
 	bool		wait_completion;	/* wait for /completion_status */
 } PgsFelderaConfig;
 

@@ -36,6 +36,7 @@
 #include "access/xlog.h"
 #include "catalog/pg_publication.h"
 #include "commands/extension.h"
+#include "lib/ilist.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -74,6 +75,8 @@ typedef struct PgsWorkerState
 	PgsSink    *sinks[PGS_MAX_SINKS];
 	int			nsinks;
 
+	MemoryContext cxt;			/* lives as long as the worker */
+	MemoryContext pass_cxt;		/* reset at the start of every pass */
 	MemoryContext event_cxt;	/* reset after every event */
 	StringInfoData subject;
 	StringInfoData payload;
@@ -81,9 +84,14 @@ typedef struct PgsWorkerState
 	bool		waiting;		/* a target reported that it waits */
 	bool		in_snapshot;	/* sending the initial snapshot */
 
-	/* end LSN and commit time of transactions not yet confirmed */
+	/*
+	 * End LSN and commit time of transactions not yet confirmed, oldest
+	 * first: a queue, appended at every commit and consumed from its head
+	 * as the slot is confirmed, in constant time however many transactions
+	 * are in flight.  Its context is emptied whenever the queue is.
+	 */
 	MemoryContext unconfirmed_cxt;
-	List	   *unconfirmed;
+	dlist_head	unconfirmed;
 	TimestampTz confirmed_commit_time;
 	TimestampTz last_wal_warning;
 	TimestampTz last_heartbeat;
@@ -97,6 +105,7 @@ typedef struct PgsWorkerState
 /* A decoded transaction whose end is not yet confirmed */
 typedef struct PgsCommitTime
 {
+	dlist_node	node;			/* in worker.unconfirmed */
 	XLogRecPtr	end_lsn;
 	TimestampTz commit_time;
 } PgsCommitTime;
@@ -311,6 +320,8 @@ emit_event(const PgsEvent *ev, void *arg pg_attribute_unused())
 	else if (ev->kind == PGS_EVENT_INSERT || ev->kind == PGS_EVENT_UPDATE ||
 			 ev->kind == PGS_EVENT_DELETE)
 		worker.events++;
+	pgs_buffer_trim(&worker.subject);
+	pgs_buffer_trim(&worker.payload);
 
 	MemoryContextSwitchTo(old);
 	if (ev->kind == PGS_EVENT_COMMIT)
@@ -326,7 +337,7 @@ emit_event(const PgsEvent *ev, void *arg pg_attribute_unused())
 		commit = palloc(sizeof(PgsCommitTime));
 		commit->end_lsn = ev->end_lsn;
 		commit->commit_time = ev->commit_time;
-		worker.unconfirmed = lappend(worker.unconfirmed, commit);
+		dlist_push_tail(&worker.unconfirmed, &commit->node);
 		MemoryContextSwitchTo(old);
 	}
 	MemoryContextReset(worker.event_cxt);
@@ -439,16 +450,20 @@ report_progress(PgsDecoder *decoder)
 		retained > (uint64) pgs_retained_wal_warning * 1024 * 1024;
 
 	/* the commit time of the newest confirmed transaction: lag in time */
-	while (worker.unconfirmed != NIL)
+	while (!dlist_is_empty(&worker.unconfirmed))
 	{
-		PgsCommitTime *commit = (PgsCommitTime *) linitial(worker.unconfirmed);
+		PgsCommitTime *commit = dlist_head_element(PgsCommitTime, node,
+												   &worker.unconfirmed);
 
 		if (commit->end_lsn > confirmed)
 			break;
 		worker.confirmed_commit_time = commit->commit_time;
+		dlist_delete(&commit->node);
 		pfree(commit);
-		worker.unconfirmed = list_delete_first(worker.unconfirmed);
 	}
+	/* a burst of transactions in flight leaves no memory behind */
+	if (dlist_is_empty(&worker.unconfirmed))
+		MemoryContextReset(worker.unconfirmed_cxt);
 	report_counters();
 
 	SpinLockAcquire(&entry->mutex);
@@ -672,6 +687,21 @@ pace_passes(const instr_time *pass_start, uint64 pass_transactions)
 }
 
 /*
+ * Milliseconds between heartbeats, 0 for none.  The test-only GUC
+ * pgoutput_stream.test_heartbeat_interval replaces the stream's interval,
+ * which counts whole seconds.
+ */
+static long
+heartbeat_interval_ms(void)
+{
+	if (worker.config->heartbeat_interval <= 0)
+		return 0;
+	if (pgs_test_heartbeat_interval > 0)
+		return pgs_test_heartbeat_interval;
+	return worker.config->heartbeat_interval * 1000L;
+}
+
+/*
  * Decode and deliver until asked to stop.
  */
 static void
@@ -685,10 +715,23 @@ run_stream(void)
 	instr_time	pass_start;
 	uint64		pass_transactions;
 
-	worker.event_cxt = AllocSetContextCreate(CurrentMemoryContext,
+	/*
+	 * Everything that lives as long as the worker is allocated in its
+	 * context (transactions end in TopMemoryContext), everything made for
+	 * one pass in pass_cxt, so that a worker running for days holds no more
+	 * memory than after its first passes.
+	 */
+	MemoryContextSwitchTo(worker.cxt);
+	worker.pass_cxt = AllocSetContextCreate(worker.cxt,
+											"pgoutput_stream pass",
+											ALLOCSET_DEFAULT_SIZES);
+	worker.event_cxt = AllocSetContextCreate(worker.cxt,
 											 "pgoutput_stream event",
 											 ALLOCSET_DEFAULT_SIZES);
-	worker.unconfirmed_cxt = CurrentMemoryContext;
+	worker.unconfirmed_cxt = AllocSetContextCreate(worker.cxt,
+												   "pgoutput_stream unconfirmed",
+												   ALLOCSET_SMALL_SIZES);
+	dlist_init(&worker.unconfirmed);
 	initStringInfo(&worker.subject);
 	initStringInfo(&worker.payload);
 	/*
@@ -742,6 +785,7 @@ run_stream(void)
 						psprintf("The slot was dropped, or this server was restored from a dump or upgraded without its slots: the changes since the stream last ran cannot be delivered. To stream from now on, create the slot with pg_create_logical_replication_slot('%s', 'pgoutput'), then call pgoutput_stream.start_stream().",
 								 worker.config->slot_name));
 	pgs_decoder_wait_for_slot(worker.config->slot_name);
+	MemoryContextSwitchTo(worker.cxt);
 	decoder = pgs_decoder_start(worker.config, emit_event, NULL);
 	if (decoder == NULL)
 		pgs_worker_fail(psprintf("replication slot \"%s\" was invalidated",
@@ -761,15 +805,26 @@ run_stream(void)
 		XLogRecPtr	deliverable;
 		bool		caught_up;
 
+		/*
+		 * What the previous pass allocated goes (heartbeats, progress
+		 * reports, a reload).  Decoding itself runs in the worker's
+		 * context: the WAL reader keeps buffers it allocates while reading
+		 * (a record larger than its buffer) in the current context.
+		 */
+		MemoryContextSwitchTo(worker.cxt);
+		MemoryContextReset(worker.pass_cxt);
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
+			MemoryContextSwitchTo(worker.pass_cxt);
 			reload_configuration(decoder);
+			MemoryContextSwitchTo(worker.cxt);
 		}
 
 		if (pgs_worker_stop_requested())
 		{
+			MemoryContextSwitchTo(worker.pass_cxt);
 			pgs_decoder_confirm(deliverable_position(decoder));
 			pgs_decoder_save();
 			report_progress(decoder);
@@ -785,6 +840,7 @@ run_stream(void)
 		caught_up = pgs_decoder_read(decoder, wal_end, PGS_RECORDS_PER_BATCH);
 		/* counted since the last report_counters(): in this pass */
 		pass_transactions = worker.transactions;
+		MemoryContextSwitchTo(worker.pass_cxt);
 
 		/*
 		 * Counters first: a reader that sees the slot confirmed sees them,
@@ -820,11 +876,11 @@ run_stream(void)
 		 * in flight: a heartbeat stored after an unacknowledged transaction
 		 * would become the resume point and skip it on a restart.
 		 */
-		if (caught_up && worker.config->heartbeat_interval > 0 &&
+		if (caught_up && heartbeat_interval_ms() > 0 &&
 			deliverable_position(decoder) == pgs_decoder_position(decoder) &&
 			pgs_decoder_confirmed() == pgs_decoder_position(decoder) &&
 			TimestampDifferenceExceeds(worker.last_heartbeat, GetCurrentTimestamp(),
-									   worker.config->heartbeat_interval * 1000))
+									   (int) heartbeat_interval_ms()))
 		{
 			for (i = 0; i < worker.nsinks; i++)
 			{
@@ -838,8 +894,8 @@ run_stream(void)
 		{
 			long		timeout = pgs_wakeup_interval;
 
-			if (worker.config->heartbeat_interval > 0)
-				timeout = Min(timeout, worker.config->heartbeat_interval * 1000L);
+			if (heartbeat_interval_ms() > 0)
+				timeout = Min(timeout, heartbeat_interval_ms());
 
 			/*
 			 * A commit that woke us may not be flushed yet (asynchronous
@@ -856,6 +912,35 @@ run_stream(void)
 			pace_passes(&pass_start, pass_transactions);
 		}
 	}
+}
+
+/*
+ * Whether an error of SQLSTATE 42704 (undefined object) means that the
+ * stream's publication is gone.  Told by facts, not by the message, which
+ * lc_messages may translate: the error was raised by PostgreSQL's lookup
+ * of a publication by name, and the stream's publication is the only one
+ * pgoutput looks up (this covers a publication dropped and created again,
+ * which the decoded WAL does not see yet); or the publication is missing
+ * from the catalogs now.  Called with no error in progress; aborts the
+ * transaction the error interrupted.
+ */
+static bool
+publication_lookup_failed(const ErrorData *edata)
+{
+	bool		exists;
+
+	Assert(edata->sqlerrcode == ERRCODE_UNDEFINED_OBJECT);
+	if (edata->funcname != NULL &&
+		(strcmp(edata->funcname, "get_publication_oid") == 0 ||
+		 strcmp(edata->funcname, "GetPublicationByName") == 0))
+		return true;
+
+	AbortOutOfAnyTransaction();
+	StartTransactionCommand();
+	exists = GetPublicationByName(worker.config->publication, true) != NULL;
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(worker.cxt);
+	return !exists;
 }
 
 /*
@@ -973,6 +1058,7 @@ pgoutput_stream_worker_main(Datum main_arg)
 	worker_cxt = AllocSetContextCreate(TopMemoryContext,
 									   "pgoutput_stream worker",
 									   ALLOCSET_DEFAULT_SIZES);
+	worker.cxt = worker_cxt;
 	MemoryContextSwitchTo(worker_cxt);
 
 	wait_for_starting_transaction(args.wait_xid);
@@ -1034,14 +1120,16 @@ pgoutput_stream_worker_main(Datum main_arg)
 		 * publication dropped (and maybe created again) fails the same
 		 * change after every restart: report it instead of looping.
 		 */
-		if (edata->sqlerrcode == ERRCODE_UNDEFINED_OBJECT &&
-			strstr(edata->message,
-				   psprintf("\"%s\"", worker.config->publication)) != NULL)
+		if (edata->sqlerrcode == ERRCODE_UNDEFINED_OBJECT)
 		{
 			EmitErrorReport();
 			FlushErrorState();
-			pgs_worker_fail(edata->message,
-						"The publication was dropped while the stream needed it. Create it again if needed, advance the slot past the changes made without it with pg_replication_slot_advance() (their events are lost), then call pgoutput_stream.start_stream().");
+			if (publication_lookup_failed(edata))
+				pgs_worker_fail(psprintf("publication \"%s\" does not exist",
+										 worker.config->publication),
+								"The publication was dropped while the stream needed it. Create it again if needed, advance the slot past the changes made without it with pg_replication_slot_advance() (their events are lost), then call pgoutput_stream.start_stream().");
+			/* another object is missing: end as the error would, logged above */
+			proc_exit(1);
 		}
 
 		/*
