@@ -338,13 +338,15 @@ perform(PgsFelderaSink *sink)
 		(void) curl_multi_perform(sink->multi, &running);
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		if (running)
-			(void) curl_multi_poll(sink->multi, NULL, 0, 100, NULL);
-		CHECK_FOR_INTERRUPTS();
-		if (running && pgs_worker_stop_requested())
 		{
-			/* nothing of the transaction is confirmed: leave at once */
-			curl_multi_remove_handle(sink->multi, sink->easy);
-			proc_exit(0);
+			(void) curl_multi_poll(sink->multi, NULL, 0, 100, NULL);
+
+			/*
+			 * A stop leaves at once: the transaction of this request is
+			 * not confirmed, and the exit callback takes the request off
+			 * the multi handle (feldera_shutdown).
+			 */
+			pgs_worker_checkpoint();
 		}
 	}
 	while ((msg = curl_multi_info_read(sink->multi, &left)) != NULL)
@@ -562,11 +564,8 @@ send_with_retry(PgsFelderaSink *sink, const char *url, const char *body,
 				 errdetail("Next attempt in %ld ms.", delay_ms)));
 		pgs_worker_report_waiting(reason);
 		waited = true;
-		if (!pgs_worker_sleep(delay_ms))
-		{
-			/* asked to stop: nothing of this transaction is confirmed */
-			proc_exit(0);
-		}
+		/* a stop leaves from here: nothing of this transaction is confirmed */
+		pgs_worker_sleep(delay_ms);
 		delay_ms = Min(delay_ms * 2, (long) pgs_feldera_max_retry_delay);
 	}
 }
@@ -752,8 +751,7 @@ wait_for_completion(PgsFelderaSink *sink)
 			status = response_member(sink, "status");
 			if (status != NULL && strcmp(status, "complete") == 0)
 				break;
-			if (!pgs_worker_sleep(100))
-				proc_exit(0);
+			pgs_worker_sleep(100);
 		}
 	}
 }

@@ -26,7 +26,9 @@
  * blocked, so that PostgreSQL's signals reach the main thread only, and the
  * acknowledgement thread touches nothing but this file's state, through
  * atomics (no lock: see PgsNatsSink), and the process latch, whose
- * SetLatch is async-signal-safe.
+ * SetLatch is async-signal-safe.  Signals are blocked only around thread
+ * creation, never while the main thread waits for NATS: see
+ * try_connect().
  *
  * Headers: a row change carries eleven headers.  cnats' public header
  * functions keep them in a hash table, several allocations per header,
@@ -593,16 +595,15 @@ report_nats_error(const char *what, natsStatus s)
 }
 
 /*
- * Text of the last cnats error of this thread, for status and logs.  cnats
- * quotes parts of a server URL it cannot parse ("invalid port '...'"),
- * which may be a password: the text is redacted against the sink's URLs
- * and the secret settings.
+ * Text of a cnats error for status and logs: the last error of this thread,
+ * or the text given (cnats keeps the text per thread).  cnats quotes parts
+ * of a server URL it cannot parse ("invalid port '...'"), which may be a
+ * password: the text is redacted against the sink's URLs and the secret
+ * settings.
  */
 static char *
-nats_error_text(PgsNatsSink *sink, natsStatus s)
+nats_error_text_of(PgsNatsSink *sink, natsStatus s, const char *text)
 {
-	const char *text = nats_GetLastError(NULL);
-
 	if (text != NULL && text[0] != '\0' && strcmp(text, natsStatus_GetText(s)) != 0)
 	{
 		char	   *raw = psprintf("%s (%s)", natsStatus_GetText(s), text);
@@ -612,6 +613,12 @@ nats_error_text(PgsNatsSink *sink, natsStatus s)
 		return shown;
 	}
 	return pstrdup(natsStatus_GetText(s));
+}
+
+static char *
+nats_error_text(PgsNatsSink *sink, natsStatus s)
+{
+	return nats_error_text_of(sink, s, nats_GetLastError(NULL));
 }
 
 /*
@@ -634,8 +641,8 @@ stop_ack_thread(PgsNatsSink *sink)
 
 /*
  * Subscribe to the replies of this connection's messages and start the
- * thread that takes them.  Called with every signal blocked, which the
- * thread inherits.  NATS_OK or the failing status.
+ * thread that takes them, with every signal blocked (the thread inherits
+ * the mask).  NATS_OK or the failing status.
  */
 static natsStatus
 start_ack_thread(PgsNatsSink *sink)
@@ -660,8 +667,16 @@ start_ack_thread(PgsNatsSink *sink)
 		s = natsConnection_Flush(sink->conn);
 	if (s == NATS_OK)
 	{
+		sigset_t	all;
+		sigset_t	old;
+		int			rc;
+
 		pg_atomic_write_u32(&sink->ack_stop, 0);
-		if (pthread_create(&sink->ack_thread, NULL, ack_thread_main, sink) != 0)
+		sigfillset(&all);
+		pthread_sigmask(SIG_BLOCK, &all, &old);
+		rc = pthread_create(&sink->ack_thread, NULL, ack_thread_main, sink);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (rc != 0)
 			s = NATS_SYS_ERROR;
 		else
 			sink->ack_thread_running = true;
@@ -741,6 +756,17 @@ build_options(PgsNatsSink *sink, const char *stream_name)
 	 */
 	if (s == NATS_OK)
 		s = natsOptions_SetIOBufSize(sink->opts, 256 * 1024);
+
+	/*
+	 * Requests (the JetStream API calls of try_connect) each on a
+	 * subscription of their own: the default shares one subscription
+	 * whose callback runs in a thread cnats starts at the first request,
+	 * from the calling thread, which would then have to block every
+	 * signal for as long as the request waits (see try_connect).  These
+	 * few requests at connection time cost one more round trip each.
+	 */
+	if (s == NATS_OK)
+		s = natsOptions_UseOldRequestStyle(sink->opts, true);
 	if (s == NATS_OK && pgs_nats_user[0] != '\0')
 		s = natsOptions_SetUserInfo(sink->opts, pgs_nats_user, pgs_nats_password);
 	if (s == NATS_OK && pgs_nats_token[0] != '\0')
@@ -1107,27 +1133,138 @@ read_resume_point(PgsNatsSink *sink, const PgsStreamConfig *config, char **reaso
 	return true;
 }
 
-/* Wait for an acknowledgement or the timeout; interruptible */
+/*
+ * Wait for an acknowledgement or the timeout, then pass the worker's
+ * checkpoint: a stop, a reload or SIGTERM is honoured while JetStream does
+ * not answer, however long nats_ack_timeout is.
+ */
 static void
 wait_for_acks(long timeout_ms)
 {
 	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 					 timeout_ms, PGS_WAIT_TARGET);
 	ResetLatch(MyLatch);
-	CHECK_FOR_INTERRUPTS();
+	pgs_worker_checkpoint();
+}
+
+/*
+ * One connection attempt, made by a thread of its own (connect_thread):
+ * what it is given, and what it found.  Static: an attempt that the worker
+ * abandons (it stops meanwhile) may still write here until the process
+ * exits.
+ */
+typedef struct NatsConnectAttempt
+{
+	natsOptions *opts;
+	natsConnection *conn;
+	natsStatus	status;
+	char		error[256];		/* cnats' text of the failure, if any */
+	pg_atomic_uint32 done;
+} NatsConnectAttempt;
+
+static NatsConnectAttempt connect_attempt;
+
+/*
+ * natsConnection_Connect() in a thread of its own: no PostgreSQL calls
+ * here, and SetLatch, which is async-signal-safe, wakes the main thread.
+ */
+static void *
+connect_thread_main(void *arg)
+{
+	NatsConnectAttempt *a = (NatsConnectAttempt *) arg;
+
+	a->status = natsConnection_Connect(&a->conn, a->opts);
+	a->error[0] = '\0';
+	if (a->status != NATS_OK)
+	{
+		/* cnats keeps its error text per thread */
+		const char *text = nats_GetLastError(NULL);
+
+		if (text != NULL)
+			strlcpy(a->error, text, sizeof(a->error));
+	}
+	pg_write_barrier();
+	pg_atomic_write_u32(&a->done, 1);
+	SetLatch(MyLatch);
+	return NULL;
+}
+
+/*
+ * Connect to NATS, passing the worker's checkpoint while the attempt
+ * lasts.  natsConnection_Connect() both waits for the server (for as long
+ * as nats_connect_timeout when the server accepts the TCP connection but
+ * does not answer) and starts the connection's reader and flusher
+ * threads, which must not take PostgreSQL's signals.  So it runs in a
+ * thread created with every signal blocked, whose threads inherit that
+ * mask, while the main thread keeps its signals and waits on its latch: a
+ * stop, a reload or SIGTERM ends the wait at once.  A worker that leaves
+ * abandons the attempt; its process exit ends the thread.
+ */
+static natsStatus
+connect_interruptibly(PgsNatsSink *sink, char *error, size_t error_size)
+{
+	NatsConnectAttempt *a = &connect_attempt;
+	pthread_t	thread;
+	sigset_t	all;
+	sigset_t	old;
+	int			rc;
+
+	a->opts = sink->opts;
+	a->conn = NULL;
+	a->status = NATS_ERR;
+	a->error[0] = '\0';
+	pg_atomic_init_u32(&a->done, 0);
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	rc = pthread_create(&thread, NULL, connect_thread_main, a);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0)
+	{
+		strlcpy(error, "could not start a thread", error_size);
+		return NATS_SYS_ERROR;
+	}
+
+	while (pg_atomic_read_u32(&a->done) == 0)
+	{
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 100, PGS_WAIT_TARGET);
+		ResetLatch(MyLatch);
+		pgs_worker_checkpoint();
+	}
+	pthread_join(thread, NULL);
+	sink->conn = a->conn;
+	strlcpy(error, a->error, error_size);
+	return a->status;
 }
 
 /*
  * Connect, with the JetStream stream in place and the resume point read.
  * Returns false (connection torn down, reason in *reason) on failure.
+ *
+ * Signals: every thread cnats starts must block PostgreSQL's signals, so
+ * that they reach the main thread only (a handler running in another
+ * thread would not interrupt the main thread's waits, and the latch's
+ * wake-up signal would be lost).  A thread inherits the signal mask of the
+ * thread that creates it, and cnats' own threads start theirs (reconnect)
+ * with their mask.  The main thread has every signal blocked only while it
+ * creates threads: nats_Open() (the library's timer, callback and garbage
+ * collector threads) and the acknowledgement thread; the connection's
+ * threads are started by the connecting thread (connect_interruptibly).
+ * JetStream API requests start no thread with the old request style
+ * (build_options).  Nothing else the worker calls in cnats starts a
+ * thread: publishing, flushing and closing do not.  Everything else runs
+ * with the signals unblocked, so SIGTERM and stop requests are seen while
+ * NATS does not answer: a JetStream request returns after at most
+ * nats_ack_timeout, and the checkpoint between the steps then ends the
+ * worker.
  */
 static bool
 try_connect(PgsNatsSink *sink, const PgsStreamConfig *config, char **reason)
 {
-	sigset_t	all;
-	sigset_t	old;
 	natsStatus	s;
-	volatile bool ok = false;
+	bool		ok = false;
+	char		connect_error[256];
 
 	if (pgs_nats_nkey_seed_file[0] != '\0' && pgs_nats_nkey[0] == '\0')
 	{
@@ -1135,64 +1272,68 @@ try_connect(PgsNatsSink *sink, const PgsStreamConfig *config, char **reason)
 		return false;
 	}
 
-	/* every thread cnats starts inherits this mask: signals stay ours */
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	PG_TRY();
+	if (!nats_opened)
 	{
-		if (!nats_opened)
-		{
-			s = nats_Open(-1);
-			if (s != NATS_OK)
-				report_nats_error("could not initialise the NATS client library", s);
-			find_message_functions();
-			nats_opened = true;
-			pgs_worker_skip_exit_handlers();
-		}
-		s = build_options(sink, config->name);
-		if (s != NATS_OK)
-			*reason = psprintf("invalid NATS connection settings: %s", nats_error_text(sink, s));
-		else
-		{
-			s = natsConnection_Connect(&sink->conn, sink->opts);
-			if (s != NATS_OK)
-				*reason = psprintf("could not connect to NATS at %s: %s",
-								   pgs_url_shown(sink->url), nats_error_text(sink, s));
-		}
-		if (s == NATS_OK)
-		{
-			jsOptions	jo;
+		sigset_t	all;
+		sigset_t	old;
 
-			jsOptions_Init(&jo);
-			jo.Wait = pgs_nats_ack_timeout;
-			s = natsConnection_JetStream(&sink->js, sink->conn, &jo);
-			if (s != NATS_OK)
-				*reason = psprintf("could not use JetStream: %s", nats_error_text(sink, s));
-		}
-		if (s == NATS_OK)
-		{
-			if (!ensure_stream(sink, config, reason) ||
-				!read_resume_point(sink, config, reason))
-				s = NATS_ERR;
-		}
-		if (s == NATS_OK)
-		{
-			s = start_ack_thread(sink);
-			if (s != NATS_OK)
-				*reason = psprintf("could not subscribe to JetStream acknowledgements: %s",
-								   nats_error_text(sink, s));
-		}
-		if (s == NATS_OK)
-		{
-			sink->encode_headers = use_encoded_headers(config->name);
-			ok = true;
-		}
-	}
-	PG_FINALLY();
-	{
+		/* the library's threads inherit this mask */
+		sigfillset(&all);
+		pthread_sigmask(SIG_BLOCK, &all, &old);
+		s = nats_Open(-1);
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (s != NATS_OK)
+			report_nats_error("could not initialise the NATS client library", s);
+		find_message_functions();
+		nats_opened = true;
+		pgs_worker_skip_exit_handlers();
 	}
-	PG_END_TRY();
+	s = build_options(sink, config->name);
+	if (s != NATS_OK)
+		*reason = psprintf("invalid NATS connection settings: %s", nats_error_text(sink, s));
+	else
+	{
+		s = connect_interruptibly(sink, connect_error, sizeof(connect_error));
+		if (s != NATS_OK)
+			*reason = psprintf("could not connect to NATS at %s: %s",
+							   pgs_url_shown(sink->url),
+							   nats_error_text_of(sink, s, connect_error));
+	}
+	if (s == NATS_OK)
+	{
+		jsOptions	jo;
+
+		jsOptions_Init(&jo);
+		jo.Wait = pgs_nats_ack_timeout;
+		s = natsConnection_JetStream(&sink->js, sink->conn, &jo);
+		if (s != NATS_OK)
+			*reason = psprintf("could not use JetStream: %s", nats_error_text(sink, s));
+	}
+	if (s == NATS_OK)
+	{
+		pgs_worker_checkpoint();
+		if (!ensure_stream(sink, config, reason))
+			s = NATS_ERR;
+	}
+	if (s == NATS_OK)
+	{
+		pgs_worker_checkpoint();
+		if (!read_resume_point(sink, config, reason))
+			s = NATS_ERR;
+	}
+	if (s == NATS_OK)
+	{
+		pgs_worker_checkpoint();
+		s = start_ack_thread(sink);
+		if (s != NATS_OK)
+			*reason = psprintf("could not subscribe to JetStream acknowledgements: %s",
+							   nats_error_text(sink, s));
+	}
+	if (s == NATS_OK)
+	{
+		sink->encode_headers = use_encoded_headers(config->name);
+		ok = true;
+	}
 
 	if (!ok)
 		destroy_connection(sink);
@@ -1781,7 +1922,7 @@ claim_target(PgsNatsSink *sink, const PgsStreamConfig *config)
  * Create the target and connect.  While NATS cannot be reached, retries
  * with a delay that doubles up to pgoutput_stream.nats_max_retry_delay,
  * showing the reason in stream_status; a stop request or SIGTERM ends the
- * wait.  Returns NULL if the stream was asked to stop meanwhile.
+ * wait, and the worker (pgs_worker_checkpoint).
  */
 PgsSink *
 pgs_sink_nats_create(const PgsStreamConfig *config)
@@ -1838,8 +1979,7 @@ pgs_sink_nats_create(const PgsStreamConfig *config)
 		pgs_worker_report_waiting(reason);
 		waited = true;
 
-		if (!pgs_worker_sleep(delay_ms))
-			return NULL;
+		pgs_worker_sleep(delay_ms);
 		/* a reload may have fixed the settings; the URLs may hold credentials */
 		pgs_wipe_free(sink->url);
 		sink->url = pstrdup(config->nats.url ? config->nats.url : pgs_nats_url);

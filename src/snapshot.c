@@ -683,20 +683,16 @@ snapshot_event(PgsEvent *ev, PgsEventKind kind, XLogRecPtr start_lsn,
 
 /*
  * A stop request (stop_stream(), drop_stream(), alter_stream()) ends the
- * worker between two batches: the snapshot is not delivered, and the next
- * worker takes it again, as after a failure.  Without this, the request
- * would wait for the whole snapshot to be read and sent, and drop_stream()
- * gives up after 60 s.
+ * worker between two batches, through the worker's checkpoint: the
+ * snapshot is not delivered, and the next worker takes it again, as after
+ * a failure.  Without this, the request would wait for the whole snapshot
+ * to be read and sent, and drop_stream() gives up after 60 s.  (Every
+ * event the snapshot emits passes the checkpoint too, now and then.)
  */
 static void
-stop_if_requested(const PgsSnapshotHooks *hooks)
+stop_if_requested(const PgsSnapshotHooks *hooks pg_attribute_unused())
 {
-	if (!pgs_worker_stop_requested())
-		return;
-	ereport(LOG,
-			(errmsg("stream \"%s\" stopped in the middle of its initial snapshot",
-					hooks->entry->name)));
-	proc_exit(0);
+	pgs_worker_checkpoint();
 }
 
 /* Publish the snapshot's progress; -1 leaves a counter as it is */

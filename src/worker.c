@@ -67,6 +67,7 @@
 
 #define PGS_MAX_SINKS		4
 #define PGS_RECORDS_PER_BATCH	4096
+#define PGS_EVENTS_PER_CHECKPOINT	64
 
 typedef struct PgsWorkerState
 {
@@ -83,6 +84,16 @@ typedef struct PgsWorkerState
 	bool		needs_payload;	/* a target delivers formatted payloads */
 	bool		waiting;		/* a target reported that it waits */
 	bool		in_snapshot;	/* sending the initial snapshot */
+
+	/*
+	 * The decoder, once the slot is acquired; in_pass while it decodes,
+	 * and the end LSN of the last transaction handed whole to every target
+	 * (see safe_position())
+	 */
+	PgsDecoder *decoder;
+	bool		in_pass;
+	XLogRecPtr	emitted_lsn;
+	uint32		events_since_checkpoint;
 
 	/*
 	 * End LSN and commit time of transactions not yet confirmed, oldest
@@ -278,10 +289,15 @@ wait_for_starting_transaction(TransactionId xid)
 		proc_exit(0);
 }
 
-/* Hand one event to every target */
 static void report_counters(void);
 static void wait_delivered(void);
 
+/*
+ * Hand one event to every target.  A large transaction is replayed at its
+ * commit record, all of it inside one decoding pass, so every few events
+ * this passes the checkpoint: a stop or a reload is honoured in the middle
+ * of the replay, not only once the whole transaction was sent.
+ */
 static void
 emit_event(const PgsEvent *ev, void *arg pg_attribute_unused())
 {
@@ -289,6 +305,12 @@ emit_event(const PgsEvent *ev, void *arg pg_attribute_unused())
 	PgsOutput	out;
 	bool		emitted = false;
 	int			i;
+
+	if (++worker.events_since_checkpoint >= PGS_EVENTS_PER_CHECKPOINT)
+	{
+		worker.events_since_checkpoint = 0;
+		pgs_worker_checkpoint();
+	}
 
 	old = MemoryContextSwitchTo(worker.event_cxt);
 	resetStringInfo(&worker.subject);
@@ -330,6 +352,8 @@ emit_event(const PgsEvent *ev, void *arg pg_attribute_unused())
 
 		for (i = 0; i < worker.nsinks; i++)
 			worker.sinks[i]->end_transaction(worker.sinks[i], ev->end_lsn);
+		/* only now: end_transaction() may pass the checkpoint */
+		worker.emitted_lsn = ev->end_lsn;
 		worker.transactions++;
 
 		/* decoding callbacks run in short-lived contexts */
@@ -370,6 +394,34 @@ deliverable_position(PgsDecoder *decoder)
 	return result;
 }
 
+/*
+ * The position the slot may be confirmed to now, wherever the worker is:
+ * deliverable_position(), but during a decoding pass never past the last
+ * transaction handed whole to the targets.  In a pass, the decoder has
+ * read the commit record of the transaction it replays while the rest of
+ * that transaction is still to be sent, and a target that is synchronous
+ * (log, feldera) or has nothing in flight reports itself idle: the end of
+ * decoded WAL would confirm events never sent.  Invalid before decoding
+ * starts (the initial snapshot, connecting).
+ *
+ * deliverable_position() polls every target.  That is safe also from
+ * inside a target's own wait (passing pgs_worker_checkpoint()): targets
+ * pass the checkpoint only where their state is consistent, before a
+ * message is queued or after a request completed.
+ */
+static XLogRecPtr
+safe_position(void)
+{
+	XLogRecPtr	result;
+
+	if (worker.decoder == NULL)
+		return InvalidXLogRecPtr;
+	result = deliverable_position(worker.decoder);
+	if (worker.in_pass && result > worker.emitted_lsn)
+		result = worker.emitted_lsn;
+	return result;
+}
+
 /* Publish the counters and the targets' progress to the shared registry */
 static void
 report_counters(void)
@@ -406,8 +458,8 @@ report_counters(void)
 
 /*
  * Wait until every target acknowledged everything sent (the initial
- * snapshot).  A stop request ends the worker: the snapshot is taken again
- * when the stream starts.
+ * snapshot).  A stop request ends the worker (pgs_worker_checkpoint): the
+ * snapshot is taken again when the stream starts.
  */
 static void
 wait_delivered(void)
@@ -426,13 +478,7 @@ wait_delivered(void)
 		report_counters();
 		if (idle)
 			return;
-		if (!pgs_worker_sleep(10))
-		{
-			ereport(LOG,
-					(errmsg("stream \"%s\" stopped before its initial snapshot was delivered",
-							worker.config->name)));
-			proc_exit(0);
-		}
+		pgs_worker_sleep(10);
 	}
 }
 
@@ -547,13 +593,23 @@ digest_setting(uint64 digest, const char *name)
 
 /*
  * Apply a configuration reload.  If the stream has network targets and
- * their connection settings changed, hand over to a fresh worker.
+ * their connection settings changed, hand over to a fresh worker.  Called
+ * from the checkpoint, so also in the middle of a decoding pass or of a
+ * target's wait: the hand-over confirms only safe_position().
  */
 static void
-reload_configuration(PgsDecoder *decoder)
+reload_configuration(void)
 {
-	uint64		before = connection_settings_digest();
+	uint64		before;
 
+	/* not yet serving the stream (waiting for the entry): nothing to hand over */
+	if (worker.entry == NULL)
+	{
+		ProcessConfigFile(PGC_SIGHUP);
+		return;
+	}
+
+	before = connection_settings_digest();
 	ProcessConfigFile(PGC_SIGHUP);
 	if (connection_settings_digest() == before)
 		return;
@@ -578,11 +634,11 @@ reload_configuration(PgsDecoder *decoder)
 		SpinLockRelease(&worker.entry->mutex);
 		proc_exit(1);
 	}
-	if (decoder != NULL)
+	if (worker.decoder != NULL)
 	{
-		pgs_decoder_confirm(deliverable_position(decoder));
+		pgs_decoder_confirm(safe_position());
 		pgs_decoder_save();
-		report_progress(decoder);
+		report_progress(worker.decoder);
 	}
 	proc_exit(0);
 }
@@ -610,11 +666,69 @@ pgs_worker_report_streaming(void)
 }
 
 /*
- * Sleep for ms milliseconds, or less if the stream is asked to stop;
- * handles interrupts and configuration reloads meanwhile.  Returns false
- * if the stream should stop.
+ * Leave because the stream was asked to stop: confirm what the targets
+ * acknowledged, save the slot, log where the stream stopped, exit.  The
+ * next worker resumes from the slot; what was sent beyond the confirmed
+ * position is sent again, and the targets' resume rules keep it from
+ * being stored twice.  An initial snapshot not yet delivered is taken
+ * again by the next worker.
  */
-bool
+static void
+stop_now(void)
+{
+	if (worker.in_snapshot)
+		ereport(LOG,
+				(errmsg("stream \"%s\" stopped before its initial snapshot was delivered",
+						worker.config->name)));
+	else if (worker.decoder != NULL)
+	{
+		pgs_decoder_confirm(safe_position());
+		pgs_decoder_save();
+		report_progress(worker.decoder);
+		ereport(LOG,
+				(errmsg("stream \"%s\" stopped at %X/%X",
+						worker.config->name,
+						LSN_FORMAT_ARGS(pgs_decoder_confirmed()))));
+	}
+	else
+		ereport(LOG,
+				(errmsg("stream \"%s\" stopped before it started decoding",
+						worker.config->name)));
+	proc_exit(0);
+}
+
+/*
+ * The worker's one checkpoint: everywhere it waits or works for long, it
+ * passes here, so that interrupts (SIGTERM), configuration reloads and
+ * stop requests (stop_stream, alter_stream, start_stream's hand-over) are
+ * honoured within a bounded time.  That is the main loop between decoding
+ * passes, every few events inside a pass (emit_event), the initial
+ * snapshot, and the targets' waits: for room in the window of
+ * unacknowledged messages, for acknowledgements, between connection
+ * attempts, while connecting.  Does not return if the stream stops or
+ * hands over to a new worker.
+ *
+ * Confirming the slot from inside a decoding callback is what the
+ * walsender does too (it handles its client's replies while it writes).
+ */
+void
+pgs_worker_checkpoint(void)
+{
+	CHECK_FOR_INTERRUPTS();
+	if (ConfigReloadPending)
+	{
+		ConfigReloadPending = false;
+		reload_configuration();
+	}
+	if (pgs_worker_stop_requested())
+		stop_now();
+}
+
+/*
+ * Sleep for ms milliseconds, passing the checkpoint meanwhile: returns
+ * only if the stream goes on.
+ */
+void
 pgs_worker_sleep(long ms)
 {
 	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms);
@@ -623,22 +737,9 @@ pgs_worker_sleep(long ms)
 	{
 		long		left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
 
-		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-
-			/*
-			 * No confirmation from here: a target may be waiting in the
-			 * middle of a transaction, whose commit record the decoder has
-			 * already read.
-			 */
-			reload_configuration(NULL);
-		}
-		if (pgs_worker_stop_requested())
-			return false;
+		pgs_worker_checkpoint();
 		if (left <= 0)
-			return true;
+			return;
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 left, PGS_WAIT_TARGET);
 		ResetLatch(MyLatch);
@@ -754,11 +855,6 @@ run_stream(void)
 	{
 		PgsSink    *sink = pgs_sink_nats_create(worker.config);
 
-		if (sink == NULL)
-		{
-			/* asked to stop while waiting for NATS */
-			proc_exit(0);
-		}
 		worker.sinks[worker.nsinks++] = sink;
 	}
 	for (i = 0; i < worker.nsinks; i++)
@@ -791,6 +887,7 @@ run_stream(void)
 		pgs_worker_fail(psprintf("replication slot \"%s\" was invalidated",
 							 worker.config->slot_name),
 					"The WAL the slot needed was removed, so events were lost. Drop the stream and create it again.");
+	worker.decoder = decoder;
 
 	pgs_shmem_set_state(worker.entry, PGS_STATE_STREAMING);
 	pgstat_report_activity(STATE_RUNNING, "streaming");
@@ -813,31 +910,15 @@ run_stream(void)
 		 */
 		MemoryContextSwitchTo(worker.cxt);
 		MemoryContextReset(worker.pass_cxt);
-		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			MemoryContextSwitchTo(worker.pass_cxt);
-			reload_configuration(decoder);
-			MemoryContextSwitchTo(worker.cxt);
-		}
-
-		if (pgs_worker_stop_requested())
-		{
-			MemoryContextSwitchTo(worker.pass_cxt);
-			pgs_decoder_confirm(deliverable_position(decoder));
-			pgs_decoder_save();
-			report_progress(decoder);
-			ereport(LOG,
-					(errmsg("stream \"%s\" stopped at %X/%X",
-							worker.config->name,
-							LSN_FORMAT_ARGS(pgs_decoder_confirmed()))));
-			proc_exit(0);
-		}
+		MemoryContextSwitchTo(worker.pass_cxt);
+		pgs_worker_checkpoint();
+		MemoryContextSwitchTo(worker.cxt);
 
 		INSTR_TIME_SET_CURRENT(pass_start);
 		wal_end = pgs_wal_end();
+		worker.in_pass = true;
 		caught_up = pgs_decoder_read(decoder, wal_end, PGS_RECORDS_PER_BATCH);
+		worker.in_pass = false;
 		/* counted since the last report_counters(): in this pass */
 		pass_transactions = worker.transactions;
 		MemoryContextSwitchTo(worker.pass_cxt);
@@ -975,14 +1056,21 @@ load_stream(int32 stream_id, MemoryContext cxt, bool *publication_exists)
 
 /*
  * Claim the stream's registry entry.  A worker that is still stopping (a
- * restart by start_stream() or alter_stream()) is waited for; a worker
- * that keeps serving the stream (this one is a duplicate registration,
- * e.g. by the launcher after a crash-restart) makes this one leave.
+ * restart by start_stream(), alter_stream() or a reload) is waited for, as
+ * long as it takes: its stop is bounded (pgs_worker_checkpoint), and
+ * giving up would leave an enabled stream without a worker.  A worker that
+ * keeps serving the stream (this one is a duplicate registration, e.g. by
+ * the launcher after a crash-restart) makes this one leave.
+ *
+ * The wait ends on SIGTERM and on postmaster death like any other; should
+ * the holder hang all the same (a client library call that does not
+ * return), it is logged once a minute.
  */
 static void
 claim_entry(Oid dboid, int32 stream_id)
 {
-	int			waited_ms = 0;
+	TimestampTz wait_start = 0;
+	int			reports = 0;
 
 	for (;;)
 	{
@@ -992,7 +1080,13 @@ claim_entry(Oid dboid, int32 stream_id)
 		worker.entry = pgs_shmem_claim(dboid, stream_id, worker.config->name,
 									   &busy, &holder_stopping);
 		if (worker.entry != NULL)
+		{
+			if (reports > 0)
+				ereport(LOG,
+						(errmsg("stream \"%s\" took over from its previous worker",
+								worker.config->name)));
 			return;
+		}
 		if (!busy)
 		{
 			ereport(LOG,
@@ -1002,18 +1096,30 @@ claim_entry(Oid dboid, int32 stream_id)
 					 errhint("Increase \"pgoutput_stream.max_streams\".")));
 			proc_exit(0);
 		}
-		if (!holder_stopping || waited_ms >= 60000)
+		if (!holder_stopping)
 		{
 			ereport(DEBUG1,
 					(errmsg("stream \"%s\" is served by another worker",
 							worker.config->name)));
 			proc_exit(0);
 		}
+
+		if (wait_start == 0)
+			wait_start = GetCurrentTimestamp();
+		else if (TimestampDifferenceExceeds(wait_start, GetCurrentTimestamp(),
+											(reports + 1) * 60 * 1000))
+		{
+			reports++;
+			ereport(LOG,
+					(errmsg("stream \"%s\" is still waiting for its previous worker (PID %d) to stop",
+							worker.config->name,
+							(int) pgs_shmem_worker_pid(dboid, stream_id)),
+					 errdetail("The new worker has waited %d seconds.", reports * 60)));
+		}
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 20, PGS_WAIT_HANDOVER);
 		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-		waited_ms += 20;
+		pgs_worker_checkpoint();
 	}
 }
 

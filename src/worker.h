@@ -35,7 +35,8 @@ extern void pgs_worker_report_waiting(const char *reason);
 extern void pgs_worker_fail(const char *message, const char *hint) pg_attribute_noreturn();
 extern void pgs_worker_report_streaming(void);
 extern bool pgs_worker_stop_requested(void);
-extern bool pgs_worker_sleep(long ms);
+extern void pgs_worker_checkpoint(void);
+extern void pgs_worker_sleep(long ms);
 extern void pgs_worker_skip_exit_handlers(void);
 
 extern PGDLLEXPORT void pgoutput_stream_launcher_main(Datum main_arg);
