@@ -45,25 +45,33 @@
  *	 <slot>:t<tli>s<attempt>:<commit LSN>:<position>[:r<relid>]  a snapshot row
  *	 <slot>:t<tli>:<LSN>:hb<microseconds>						 a heartbeat
  *
- * The resume rule, given the last message the target stored (R):
+ * The resume rule, given the last event the target stored (R; a heartbeat
+ * stands for the event stored before it, which it names):
  *
- * - R is in this server's history (its timeline is this server's or an
- *   ancestor's, and R's LSN is before the point where that timeline was
- *   left) and not beyond the flushed WAL: every event of R's namespace
- *   whose (commit LSN, position) is at or before R's was stored, because
- *   events are sent in that order and the target stores them in order (the
- *   chain).  Nothing of another namespace is skipped.
- * - R was written on a timeline this server left after R's LSN, or never
- *   had, or has an id of the earlier format: R tells nothing about this
- *   history, so nothing is skipped.  What the replay sends again is either
- *   new (other ids) or in the duplicate window.
- * - R is on this server's timeline but beyond the WAL it has: this server
- *   is an older copy of the one that wrote R (a file-level restore, which
- *   keeps the timeline).  Its new transactions would get the ids of R's
- *   predecessors, and JetStream would drop them as duplicates; the stream
- *   must not go on (the caller fails it).
- * - A heartbeat R says that every transaction committed before its LSN was
- *   stored, as the sink checks before it sends one (nats_sink.c).
+ * - R is in this server's history (its timeline is this server's, or one
+ *   this server came from and R's LSN is before the point where it left
+ *   it): every event of R's namespace whose (commit LSN, position) is at
+ *   or before R's was stored, because events are sent in that order and
+ *   the target stores them in that order (the chain).  Nothing of another
+ *   namespace is skipped.  If the replay can reach R (R is after the slot's
+ *   confirmed position), R is first checked against this server's WAL:
+ *   the commit record of R's transaction, with R's xid, must start at R's
+ *   LSN (or R's non-transactional message end there).  A server restored from an older copy
+ *   without a new timeline, or a message forged by someone who may publish
+ *   to the stream's subjects, fails the check: LSNs alone cannot tell, as
+ *   the copy's WAL may have grown past R's LSN with other transactions,
+ *   which would then be skipped.  Nothing is safe then; the caller fails
+ *   the stream.
+ * - R is on a timeline this server left before R's LSN: the events of this
+ *   server's history before the switch point were stored before R, since
+ *   both histories agree there; those are skipped, nothing after.
+ * - R is on a timeline this server never had, or was published unchained
+ *   (without the chain, events before it may be missing): nothing is
+ *   skipped.  What the replay sends again is either new (other ids) or
+ *   dropped by the target's duplicate window.
+ * - R has an id of the earlier format (positions counted differently):
+ *   once checked against the WAL as above, the transactions committed
+ *   before R's LSN are skipped.
  *
  * The formatting function runs on the NATS acknowledgement thread too, so
  * it uses no PostgreSQL memory or error functions.
@@ -78,7 +86,13 @@
 #include "postgres.h"
 
 #include "access/timeline.h"
+#include "access/xact.h"
 #include "access/xlog.h"
+#include "access/xlog_internal.h"
+#include "access/xlogreader.h"
+#include "access/xlogutils.h"
+#include "miscadmin.h"
+#include "replication/message.h"
 #include "nodes/pg_list.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
@@ -139,17 +153,18 @@ pgs_event_id_of(const PgsEvent *ev, PgsEventId *id)
 }
 
 /*
- * A heartbeat's id.  stored_before: every transaction that committed
- * before it is stored in the target.
+ * A heartbeat's id: lsn is the slot's confirmed position, shown to
+ * consumers; time makes it unique.  It is no resume point of its own (see
+ * the file header).
  */
 void
-pgs_event_id_heartbeat(XLogRecPtr stored_before, int64 time, PgsEventId *id)
+pgs_event_id_heartbeat(XLogRecPtr lsn, int64 time, PgsEventId *id)
 {
 	memset(id, 0, sizeof(PgsEventId));
 	id->heartbeat = true;
-	id->lsn = stored_before;
+	id->lsn = lsn;
 	id->position = time;
-	id->tli = timeline_of(stored_before);
+	id->tli = timeline_of(lsn);
 }
 
 /* Upper-case hex of value, as "%X" prints it; returns the length */
@@ -292,45 +307,163 @@ pgs_event_id_parse(const char *text, const char *slot, PgsEventId *id)
 }
 
 /*
- * Set up the resume point from the id of the last event the target
- * stored, and say what it means for this server (see the file header).
+ * Whether this server's WAL has the record that made the stored event: the
+ * commit record of its transaction starting at its commit LSN, or its
+ * non-transactional logical message ending at its LSN (logical decoding
+ * gives a message the LSN of its record's end).  The WAL is read from
+ * from, the slot's confirmed position, which is not before the slot's
+ * restart position (the WAL from there is kept), up to the event; that is
+ * the tail the replay would skip, short unless the server is not the one
+ * that stored the event.
+ */
+static bool
+wal_has_event(const PgsStoredEvent *last, XLogRecPtr from)
+{
+	XLogReaderState *reader;
+	XLogRecPtr	start;
+	XLogRecPtr	flushed = GetFlushRecPtr(NULL);
+	char	   *errormsg = NULL;
+	bool		match = false;
+
+	reader = XLogReaderAllocate(wal_segment_size, NULL,
+								XL_ROUTINE(.page_read = read_local_xlog_page,
+										   .segment_open = wal_segment_open,
+										   .segment_close = wal_segment_close),
+								NULL);
+	if (reader == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory"),
+				 errdetail("Failed while allocating a WAL reading processor.")));
+	start = XLogFindNextRecord(reader, from);
+	if (!XLogRecPtrIsInvalid(start))
+	{
+		XLogBeginRead(reader, start);
+		for (;;)
+		{
+			RmgrId		rmid;
+			uint8		info;
+
+			CHECK_FOR_INTERRUPTS();
+			if (XLogReadRecord(reader, &errormsg) == NULL ||
+				reader->ReadRecPtr > last->id.lsn)
+				break;
+			rmid = XLogRecGetRmid(reader);
+			info = XLogRecGetInfo(reader) & ~XLR_INFO_MASK;
+			if (TransactionIdIsValid(last->xid))
+			{
+				if (reader->ReadRecPtr == last->id.lsn && rmid == RM_XACT_ID &&
+					((info & XLOG_XACT_OPMASK) == XLOG_XACT_COMMIT ||
+					 (info & XLOG_XACT_OPMASK) == XLOG_XACT_COMMIT_PREPARED))
+				{
+					xl_xact_parsed_commit parsed;
+					TransactionId xid;
+
+					ParseCommitRecord(XLogRecGetInfo(reader),
+									  (xl_xact_commit *) XLogRecGetData(reader),
+									  &parsed);
+					xid = (info & XLOG_XACT_OPMASK) == XLOG_XACT_COMMIT_PREPARED ?
+						parsed.twophase_xid : XLogRecGetXid(reader);
+					match = (xid == last->xid);
+				}
+				if (reader->ReadRecPtr == last->id.lsn)
+					break;
+			}
+			else
+			{
+				if (reader->EndRecPtr == last->id.lsn &&
+					rmid == RM_LOGICALMSG_ID && info == XLOG_LOGICAL_MESSAGE)
+					match = !((xl_logical_message *) XLogRecGetData(reader))->transactional;
+				if (reader->EndRecPtr >= last->id.lsn)
+					break;
+			}
+			/* no further: read_local_xlog_page would wait for more WAL */
+			if (reader->EndRecPtr >= flushed)
+				break;
+		}
+	}
+	XLogReaderFree(reader);
+	return match;
+}
+
+/*
+ * Whether the stored event is in this server's WAL, as far as it matters.
+ * Only an event the replay can reach needs the check: the replay starts
+ * at the slot's confirmed position, and every event it sends commits (or,
+ * a non-transactional message, ends) after it.
+ */
+static bool
+event_in_wal(const PgsStoredEvent *last, XLogRecPtr slot_confirmed)
+{
+	if (XLogRecPtrIsInvalid(slot_confirmed))
+		return true;
+	/* a commit record starting at the confirmed position is decoded */
+	if (TransactionIdIsValid(last->xid) ? last->id.lsn < slot_confirmed :
+		last->id.lsn <= slot_confirmed)
+		return true;
+	if (last->id.lsn > GetFlushRecPtr(NULL))
+		return false;
+	return wal_has_event(last, slot_confirmed);
+}
+
+/*
+ * Set up the resume point from the last event the target stored, and say
+ * what it means for this server (see the file header).  slot_confirmed:
+ * the slot's confirmed position, where the replay starts; Invalid if the
+ * slot does not exist yet.
  */
 PgsResumeVerdict
-pgs_resume_start(PgsResumePoint *r, const PgsEventId *last)
+pgs_resume_start(PgsResumePoint *r, const PgsStoredEvent *last,
+				 XLogRecPtr slot_confirmed)
 {
+	const PgsEventId *id = &last->id;
+	TimeLineHistoryEntry *tle = NULL;
 	ListCell   *lc;
-	bool		in_history = false;
 
 	memset(r, 0, sizeof(PgsResumePoint));
-	r->last = *last;
+	r->last = *id;
 	if (history == NIL)
 		pgs_event_id_init();
-	if (last->tli == 0)
+	if (last->unchained)
 		return PGS_RESUME_OTHER_EPOCH;
+
+	/* the earlier format: positions were numbered otherwise */
+	if (id->tli == 0)
+	{
+		if (id->snapshot > 0 || id->heartbeat)
+			return PGS_RESUME_OTHER_EPOCH;
+		if (!event_in_wal(last, slot_confirmed))
+			return PGS_RESUME_NOT_IN_WAL;
+		r->active = true;
+		r->stored_before = id->lsn;
+		return PGS_RESUME_OTHER_EPOCH;
+	}
 
 	foreach(lc, history)
 	{
-		TimeLineHistoryEntry *tle = (TimeLineHistoryEntry *) lfirst(lc);
-
-		if (tle->tli == last->tli)
+		if (((TimeLineHistoryEntry *) lfirst(lc))->tli == id->tli)
 		{
-			/* end is where this server left the timeline; Invalid: never */
-			in_history = XLogRecPtrIsInvalid(tle->end) || last->lsn < tle->end;
+			tle = (TimeLineHistoryEntry *) lfirst(lc);
 			break;
 		}
 	}
-	if (!in_history)
+	if (tle == NULL)
 		return PGS_RESUME_OTHER_EPOCH;
 
-	/*
-	 * What the target stored was decoded from WAL that this server flushed,
-	 * and flushed WAL survives crashes: WAL beyond R's LSN was lost, as in
-	 * a restore of an older copy of the data directory.
-	 */
-	if (last->tli == current_tli && last->lsn > GetFlushRecPtr(NULL))
-		return PGS_RESUME_AHEAD_OF_WAL;
+	/* end is where this server left the timeline; Invalid: never */
+	if (!XLogRecPtrIsInvalid(tle->end) && id->lsn >= tle->end)
+	{
+		r->active = (id->snapshot == 0);
+		r->stored_before = tle->end;
+		return PGS_RESUME_OTHER_EPOCH;
+	}
+
+	/* a snapshot's events skip nothing but their own attempt's */
+	if (id->snapshot == 0 && !event_in_wal(last, slot_confirmed))
+		return PGS_RESUME_NOT_IN_WAL;
 
 	r->active = true;
+	r->by_position = true;
 	return PGS_RESUME_AFTER;
 }
 
@@ -347,10 +480,10 @@ pgs_resume_already_stored(PgsResumePoint *r, const PgsEventId *id)
 	if (!r->active)
 		return false;
 
-	/* a heartbeat: every transaction committed before its LSN is stored */
-	if (last->heartbeat)
+	/* only what committed before a point is known to be stored */
+	if (!r->by_position)
 	{
-		if (id->snapshot == 0 && id->lsn < last->lsn)
+		if (id->snapshot == 0 && id->lsn < r->stored_before)
 			return true;
 		r->active = false;
 		return false;

@@ -44,31 +44,50 @@ typedef struct PgsEventId
 typedef struct PgsResumePoint
 {
 	bool		active;			/* events may still be skipped */
+	bool		by_position;	/* skip up to last, by (LSN, position);
+								 * else only transactions committed before
+								 * stored_before */
 	PgsEventId	last;			/* the last event the target stored */
+	XLogRecPtr	stored_before;
 	bool		relations_done; /* relation events at last.position seen up
 								 * to last.relid */
 } PgsResumePoint;
 
-/* What the last message of a target says about where to resume */
+/* The last event a target stored, as the target read it back */
+typedef struct PgsStoredEvent
+{
+	PgsEventId	id;
+	TransactionId xid;			/* its transaction's; Invalid for a
+								 * non-transactional message */
+	bool		unchained;		/* published without the chain: events
+								 * before it may be missing */
+	bool		commit;			/* the Commit of its transaction */
+} PgsStoredEvent;
+
+/* What the last event of a target says about where to resume */
 typedef enum PgsResumeVerdict
 {
 	PGS_RESUME_AFTER,			/* in this server's history: skip up to it */
 	PGS_RESUME_OTHER_EPOCH,		/* written in a history this server left or
-								 * never had (another timeline, an id of the
-								 * earlier format): skip nothing */
-	PGS_RESUME_AHEAD_OF_WAL		/* on this server's timeline but beyond its
-								 * WAL: a copy of the server older than the
-								 * target's contents; nothing is safe */
+								 * never had, unchained, or in an id of the
+								 * earlier format: skip what is provably
+								 * stored, if anything */
+	PGS_RESUME_NOT_IN_WAL		/* on this server's timeline, but this
+								 * server's WAL does not have it: a copy of
+								 * the server older than the target's
+								 * contents (or a forged message); nothing is
+								 * safe */
 } PgsResumeVerdict;
 
 extern void pgs_event_id_init(void);
 extern void pgs_event_id_of(const PgsEvent *ev, PgsEventId *id);
-extern void pgs_event_id_heartbeat(XLogRecPtr stored_before, int64 time,
-								   PgsEventId *id);
+extern void pgs_event_id_heartbeat(XLogRecPtr lsn, int64 time, PgsEventId *id);
 extern int	pgs_event_id_format(char *buf, const char *slot, const PgsEventId *id);
 extern bool pgs_event_id_parse(const char *text, const char *slot, PgsEventId *id);
 
-extern PgsResumeVerdict pgs_resume_start(PgsResumePoint *r, const PgsEventId *last);
+extern PgsResumeVerdict pgs_resume_start(PgsResumePoint *r,
+										 const PgsStoredEvent *last,
+										 XLogRecPtr slot_confirmed);
 extern bool pgs_resume_already_stored(PgsResumePoint *r, const PgsEventId *id);
 
 #endif							/* PGS_EVENT_ID_H */

@@ -70,6 +70,7 @@
 #include "utils/timestamp.h"
 
 #include "compat.h"
+#include "decoder.h"
 #include "event_id.h"
 #include "guc.h"
 #include "secrets.h"
@@ -138,6 +139,11 @@ typedef struct PgsNatsSink
 	char		commit_time[MAXDATELEN + 1];	/* its Pg-Commit-Time header */
 
 	PgsResumePoint resume;		/* where the previous life stopped */
+	PgsStoredEvent last_event;	/* the last event stored or published, that a
+								 * heartbeat names */
+	bool		have_last_event;
+	bool		rechain_pending;	/* unchained until past rechain_after */
+	PgsEventId	rechain_after;
 	char	   *refusal;		/* another writer found: fail, do not retry */
 	bool		encode_headers; /* through create_encoded_msg */
 	StringInfoData msgbuf;		/* headers and payload being encoded */
@@ -1011,6 +1017,55 @@ check_stream_last_message(PgsNatsSink *sink, const PgsStreamConfig *config,
 }
 
 /*
+ * The last event this stream stored, from its last message in JetStream:
+ * the message's own id, or for a heartbeat the event it names as the last
+ * one stored before it (Pg-Last-Event-Id).  Returns false if there is none
+ * (a heartbeat of a stream that had stored nothing) or its id is not
+ * understood: then nothing is skipped.
+ */
+static bool
+read_stored_event(PgsNatsSink *sink, const PgsStreamConfig *config,
+				  natsMsg *msg, PgsStoredEvent *stored)
+{
+	const char *id = NULL;
+	const char *value = NULL;
+	bool		heartbeat;
+
+	memset(stored, 0, sizeof(PgsStoredEvent));
+	if (natsMsgHeader_Get(msg, "Nats-Msg-Id", &id) != NATS_OK ||
+		!pgs_event_id_parse(id, config->slot_name, &stored->id))
+	{
+		ereport(LOG,
+				(errmsg("stream \"%s\" skips nothing in JetStream stream \"%s\": the id of its last message is not understood",
+						config->name, sink->stream)));
+		return false;
+	}
+	heartbeat = stored->id.heartbeat;
+	if (heartbeat)
+	{
+		/* a heartbeat of a stream that had stored nothing names nothing */
+		if (natsMsgHeader_Get(msg, "Pg-Last-Event-Id", &id) != NATS_OK)
+			return false;
+		if (!pgs_event_id_parse(id, config->slot_name, &stored->id) ||
+			stored->id.heartbeat)
+		{
+			ereport(LOG,
+					(errmsg("stream \"%s\" skips nothing in JetStream stream \"%s\": the event its last heartbeat names is not understood",
+							config->name, sink->stream)));
+			return false;
+		}
+	}
+	if (natsMsgHeader_Get(msg, heartbeat ? "Pg-Last-Event-Xid" : "Pg-Xid",
+						  &value) == NATS_OK)
+		stored->xid = (TransactionId) strtoul(value, NULL, 10);
+	stored->unchained = natsMsgHeader_Get(msg, "Pg-Unchained", &value) == NATS_OK;
+	stored->commit = !heartbeat &&
+		natsMsgHeader_Get(msg, "Pg-Operation", &value) == NATS_OK &&
+		strcmp(value, "commit") == 0;
+	return true;
+}
+
+/*
  * Read the last message this stream stored: the resume point, and the id
  * to chain the next message to.  A last message of another writer fails
  * the stream (see another_writer); false with sink->refusal set says so.
@@ -1026,7 +1081,8 @@ read_resume_point(PgsNatsSink *sink, const PgsStreamConfig *config, char **reaso
 	uint64		stream_last_seq = 0;
 	uint64		stream_msgs = 0;
 	char	   *filter = psprintf("%s.>", config->fmt.subject_prefix);
-	PgsEventId	last_id;
+	PgsStoredEvent stored;
+	bool		after_unchained = false;
 	char	   *what;
 
 	memset(&sink->resume, 0, sizeof(sink->resume));
@@ -1084,33 +1140,57 @@ read_resume_point(PgsNatsSink *sink, const PgsStreamConfig *config, char **reaso
 	/* this stream's: the resume point, if the rule of event_id.c says so */
 	(void) natsMsgHeader_Get(last, "Nats-Msg-Id", &id);
 	strlcpy(sink->last_id, id, sizeof(sink->last_id));
-	if (!pgs_event_id_parse(id, config->slot_name, &last_id))
-		ereport(LOG,
-				(errmsg("stream \"%s\" skips nothing in JetStream stream \"%s\": the id of its last message \"%s\" is not understood",
-						config->name, sink->stream, id)));
-	else
+	if (read_stored_event(sink, config, last, &stored))
 	{
-		switch (pgs_resume_start(&sink->resume, &last_id))
+		XLogRecPtr	slot_confirmed = InvalidXLogRecPtr;
+		bool		usable;
+
+		if (!pgs_slot_lookup(config->slot_name, &usable, &slot_confirmed))
+			slot_confirmed = InvalidXLogRecPtr;
+		switch (pgs_resume_start(&sink->resume, &stored, slot_confirmed))
 		{
 			case PGS_RESUME_AFTER:
 				break;
 			case PGS_RESUME_OTHER_EPOCH:
-				ereport(LOG,
-						(errmsg("stream \"%s\" skips nothing in JetStream stream \"%s\": its last message \"%s\" is not in this server's history",
-								config->name, sink->stream, id),
-						 errdetail("The message was written on another timeline (after a point-in-time restore or a promotion) or by an earlier version: events are sent again from the slot's position.")));
+				if (sink->resume.active)
+					ereport(LOG,
+							(errmsg("stream \"%s\" skips only the events committed before %X/%X in JetStream stream \"%s\": its last message \"%s\" is not in this server's history",
+									config->name, LSN_FORMAT_ARGS(sink->resume.stored_before),
+									sink->stream, id),
+							 errdetail("The message was written on a timeline this server left at that position (after a point-in-time restore or a promotion), or by an earlier version.")));
+				else
+					ereport(LOG,
+							(errmsg("stream \"%s\" skips nothing in JetStream stream \"%s\": its last message \"%s\" is not in this server's history, or was published unchained",
+									config->name, sink->stream, id),
+							 errdetail("Events are sent again from the slot's position; JetStream drops those it stored within its duplicate window.")));
 				break;
-			case PGS_RESUME_AHEAD_OF_WAL:
+			case PGS_RESUME_NOT_IN_WAL:
 				{
 					char	   *message;
 
-					message = psprintf("JetStream stream \"%s\" holds message \"%s\", which is beyond the end of this server's WAL at %X/%X",
-									   sink->stream, id,
-									   LSN_FORMAT_ARGS(GetFlushRecPtr(NULL)));
+					message = psprintf("JetStream stream \"%s\" holds message \"%s\", which this server's WAL does not have",
+									   sink->stream, id);
 					natsMsg_Destroy(last);
 					pgs_worker_fail(message,
-									"This server is an older copy of the one that wrote the message, restored without a new timeline: its new transactions would get ids that JetStream already holds, and be dropped as duplicates. Give the stream a new JetStream stream (stream options nats_stream and subject_prefix), or delete the JetStream stream, then call pgoutput_stream.start_stream().");
+									"This server is an older copy of the one that wrote the message, restored without a new timeline (or the message was forged): its new transactions would get ids that JetStream already holds, and be dropped as duplicates. Give the stream a new JetStream stream (stream options nats_stream and subject_prefix), or delete the JetStream stream, then call pgoutput_stream.start_stream().");
 				}
+		}
+		sink->last_event = stored;
+		sink->have_last_event = true;
+
+		/*
+		 * Published unchained, the message may have been stored after one
+		 * that JetStream refused, and chained messages could not fill that
+		 * gap: JetStream would refuse the first of them, which follows
+		 * another message than the stream's last, again and again.  So
+		 * this life publishes unchained too, until it has sent again
+		 * everything up to that message, and then chains (rechain()).
+		 */
+		if (stored.unchained)
+		{
+			after_unchained = true;
+			sink->rechain_pending = !config->nats.shared;
+			sink->rechain_after = stored.id;
 		}
 	}
 
@@ -1128,8 +1208,19 @@ read_resume_point(PgsNatsSink *sink, const PgsStreamConfig *config, char **reaso
 								   psprintf("its last message, after the last one under \"%s\",", filter),
 								   reason))
 		return false;
-	if (!sink->chain)
+	if (sink->chain && after_unchained && sink->rechain_pending)
+	{
+		sink->chain = false;
+		sink->chain_seq = 0;
+		ereport(LOG,
+				(errmsg("stream \"%s\" publishes unchained until it has sent again the events up to its last message in JetStream stream \"%s\", which was published unchained",
+						config->name, sink->stream)));
+	}
+	else if (!sink->chain || after_unchained)
+	{
+		sink->rechain_pending = false;
 		unchained(sink, config);
+	}
 	return true;
 }
 
@@ -1553,7 +1644,7 @@ publish_chained(PgsNatsSink *sink, const char *subject, const char *payload,
 				int payload_len, const NatsHeader *headers, int nheaders,
 				const NatsPending *what, bool standalone)
 {
-	NatsHeader	all[PGS_NATS_MAX_HEADERS + 2];
+	NatsHeader	all[PGS_NATS_MAX_HEADERS + 3];
 	int			n = 0;
 	char		id[PGS_NATS_ID_LEN];
 	char		seqbuf[32];
@@ -1588,6 +1679,17 @@ publish_chained(PgsNatsSink *sink, const char *subject, const char *payload,
 	}
 	memcpy(&all[n], headers, sizeof(NatsHeader) * nheaders);
 	n += nheaders;
+
+	/*
+	 * Unchained, JetStream may store a message after one it refused or
+	 * lost: such a message is no proof that what came before it is stored,
+	 * and the resume rule must know (event_id.c).
+	 */
+	if (!sink->chain)
+	{
+		all[n].key = "Pg-Unchained";
+		all[n++].value = "true";
+	}
 
 	/* JetStream answers on the reply subject that names the ring entry */
 	memcpy(reply, sink->reply_prefix, sink->reply_prefix_len);
@@ -1671,6 +1773,48 @@ set_relation_headers(PgsNatsSink *sink, const PgsRelation *rel)
 	MemoryContextSwitchTo(old);
 }
 
+/*
+ * Chain again, once the events up to the last message of a life that ran
+ * unchained were sent again (see read_resume_point): when JetStream has
+ * stored everything published so far, nothing before the next message is
+ * missing, and the next message is chained to the stream's last sequence.
+ */
+static void
+rechain(PgsNatsSink *sink)
+{
+	jsStreamInfo *si = NULL;
+	jsErrCode	jerr = 0;
+	natsStatus	s;
+
+	for (;;)
+	{
+		check_failed(sink);
+		retire_messages(sink);
+		if (sink->pending_head == pg_atomic_read_u64(&sink->pending_tail))
+			break;
+		check_connection(sink);
+		if (sink->unflushed && sink->conn)
+		{
+			(void) natsConnection_FlushTimeout(sink->conn, 100);
+			sink->unflushed = false;
+		}
+		wait_for_acks(10);
+	}
+	s = js_GetStreamInfo(&si, sink->js, sink->stream, NULL, &jerr);
+	if (s != NATS_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("could not look up JetStream stream \"%s\": %s",
+						sink->stream, nats_error_text(sink, s))));
+	sink->chain_seq = si->State.LastSeq;
+	jsStreamInfo_Destroy(si);
+	sink->chain = true;
+	sink->rechain_pending = false;
+	ereport(LOG,
+			(errmsg("stream \"%s\" chains its messages again in JetStream stream \"%s\"",
+					sink->base.config->name, sink->stream)));
+}
+
 static void
 nats_send(PgsSink *base, const PgsOutput *out)
 {
@@ -1687,6 +1831,12 @@ nats_send(PgsSink *base, const PgsOutput *out)
 
 	if (pgs_resume_already_stored(&sink->resume, &out->id))
 		return;
+	if (sink->rechain_pending &&
+		(out->id.snapshot != sink->rechain_after.snapshot ||
+		 out->id.lsn > sink->rechain_after.lsn ||
+		 (out->id.lsn == sink->rechain_after.lsn &&
+		  out->id.position > sink->rechain_after.position)))
+		rechain(sink);
 	wait_for_room(sink);
 
 	memset(&what, 0, sizeof(what));
@@ -1737,6 +1887,13 @@ nats_send(PgsSink *base, const PgsOutput *out)
 	publish_chained(sink, out->subject, out->payload, out->payload_len,
 					headers, n, &what, standalone);
 	base->sent++;
+
+	/* what the next heartbeat names as stored before it */
+	sink->last_event.id = what.id;
+	sink->last_event.xid = standalone ? InvalidTransactionId : ev->xid;
+	sink->last_event.unchained = !sink->chain;
+	sink->last_event.commit = ev->kind == PGS_EVENT_COMMIT;
+	sink->have_last_event = true;
 }
 
 /*
@@ -1744,35 +1901,36 @@ nats_send(PgsSink *base, const PgsOutput *out)
  * and the time, so that consumers can measure their lag while tables are
  * idle.  It takes part in the chain like any message.
  *
- * Stored last, a heartbeat is a resume point: every transaction that
- * committed before its LSN counts as stored (event_id.c).  So it is sent
- * only when everything published before it is acknowledged, and its LSN is
- * at least the end of the last acknowledged transaction, whatever the
- * caller passes: a heartbeat with an older LSN, stored after a transaction
- * beyond it, would have that transaction sent again after a crash, and
- * stored twice once the duplicate window has passed.
+ * Stored last, a heartbeat stands for the event it names as stored before
+ * it (Pg-Last-Event-Id), which the resume rule checks against the WAL like
+ * any event (event_id.c).  So it is sent only when everything published
+ * before it is acknowledged.  Its LSN, shown to consumers, is at least the
+ * end of the last acknowledged transaction, whatever the caller passes.
  */
 static void
 nats_heartbeat(PgsSink *base, XLogRecPtr confirmed)
 {
 	PgsNatsSink *sink = (PgsNatsSink *) base;
 	NatsPending what;
-	NatsHeader	headers[3];
+	NatsHeader	headers[6];
+	int			nheaders;
 	char		lsn[32];
+	char		last_event_id[PGS_EVENT_ID_LEN];
+	char		last_event_xid[16];
 	StringInfoData subject;
 	StringInfoData payload;
 	TimestampTz now = GetCurrentTimestamp();
-	XLogRecPtr	stored_before;
+	XLogRecPtr	shown_lsn;
 
 	check_failed(sink);
 	retire_messages(sink);
 	if (sink->txn_open || sink->pending_head != pg_atomic_read_u64(&sink->pending_tail))
 		return;
-	stored_before = Max(confirmed, sink->acked);
+	shown_lsn = Max(confirmed, sink->acked);
 
 	memset(&what, 0, sizeof(what));
-	pgs_event_id_heartbeat(stored_before, (int64) now, &what.id);
-	format_lsn(lsn, stored_before);
+	pgs_event_id_heartbeat(shown_lsn, (int64) now, &what.id);
+	format_lsn(lsn, shown_lsn);
 	initStringInfo(&subject);
 	appendStringInfo(&subject, "%s.heartbeat", base->config->fmt.subject_prefix);
 	initStringInfo(&payload);
@@ -1797,9 +1955,45 @@ nats_heartbeat(PgsSink *base, XLogRecPtr confirmed)
 	headers[1].value = "heartbeat";
 	headers[2].key = "Pg-System-Id";
 	headers[2].value = sink->system_id;
+	nheaders = 3;
+
+	/*
+	 * The event stored before it: a heartbeat found last in JetStream
+	 * resumes the stream after that event (event_id.c), checked against
+	 * the WAL like any event.  A heartbeat after an unchained event says so
+	 * too, even if this life is chained.
+	 */
+	if (sink->have_last_event)
+	{
+		pgs_event_id_format(last_event_id, sink->slot_name, &sink->last_event.id);
+		headers[nheaders].key = "Pg-Last-Event-Id";
+		headers[nheaders++].value = last_event_id;
+		if (TransactionIdIsValid(sink->last_event.xid))
+		{
+			last_event_xid[pg_ultoa_n(sink->last_event.xid, last_event_xid)] = '\0';
+			headers[nheaders].key = "Pg-Last-Event-Xid";
+			headers[nheaders++].value = last_event_xid;
+		}
+		if (sink->last_event.unchained && sink->chain)
+		{
+			headers[nheaders].key = "Pg-Unchained";
+			headers[nheaders++].value = "true";
+		}
+	}
 	/* a heartbeat belongs to no transaction */
-	publish_chained(sink, subject.data, payload.data, payload.len, headers, 3,
-					&what, false);
+	publish_chained(sink, subject.data, payload.data, payload.len, headers,
+					nheaders, &what, false);
+}
+
+static int32
+nats_stored_snapshot(PgsSink *base)
+{
+	PgsNatsSink *sink = (PgsNatsSink *) base;
+
+	if (!sink->have_last_event || !sink->last_event.commit ||
+		sink->last_event.unchained)
+		return 0;
+	return sink->last_event.id.snapshot;
 }
 
 static void
@@ -1944,6 +2138,7 @@ pgs_sink_nats_create(const PgsStreamConfig *config)
 	sink->base.idle = nats_idle;
 	sink->base.shutdown = nats_shutdown;
 	sink->base.heartbeat = nats_heartbeat;
+	sink->base.stored_snapshot = nats_stored_snapshot;
 	sink->stream = pstrdup(config->nats.stream);
 	sink->system_id = psprintf(UINT64_FORMAT, GetSystemIdentifier());
 	sink->url = pstrdup(config->nats.url ? config->nats.url : pgs_nats_url);

@@ -79,6 +79,12 @@ struct PgsSink
 
 	/* optional: tell consumers the confirmed position while idle */
 	void		(*heartbeat) (PgsSink *sink, XLogRecPtr confirmed);
+
+	/*
+	 * optional: the attempt of the initial snapshot whose Commit is the
+	 * last event the target stored before this life, or 0
+	 */
+	int32		(*stored_snapshot) (PgsSink *sink);
 };
 
 extern PgsSink *pgs_sink_log_create(const PgsStreamConfig *config);

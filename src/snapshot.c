@@ -233,6 +233,39 @@ pgs_snapshot_take(const PgsStreamConfig *config, const PgsSnapshotHooks *hooks)
 }
 
 /*
+ * Record the snapshot as delivered without taking it, because a target
+ * holds the Commit of its attempt number attempt, and that is the last
+ * attempt begun (a later one would have been taken over an earlier
+ * attempt's Commit only if its worker had not seen it).  Returns whether
+ * it was recorded.
+ */
+bool
+pgs_snapshot_record_delivered(const PgsStreamConfig *config, int32 attempt)
+{
+	Oid			types[2] = {INT4OID, INT4OID};
+	Datum		values[2] = {Int32GetDatum(config->id), Int32GetDatum(attempt)};
+	bool		recorded;
+
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("UPDATE pgoutput_stream.streams SET snapshot = 'done'"
+							  " WHERE id = $1 AND snapshot = 'pending' AND snapshot_attempts = $2",
+							  2, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not record the snapshot of stream \"%s\"", config->name);
+	recorded = SPI_processed == 1;
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	if (recorded)
+		ereport(LOG,
+				(errmsg("stream \"%s\" does not take its initial snapshot again: the target stored the Commit of attempt %d",
+						config->name, attempt)));
+	return recorded;
+}
+
+/*
  * Count an attempt at the snapshot, in its own transaction so that the
  * count survives a crash; returns this attempt's number, from 1.
  */

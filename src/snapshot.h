@@ -36,5 +36,7 @@ typedef struct PgsSnapshotHooks
  */
 extern void pgs_snapshot_take(const PgsStreamConfig *config,
 							  const PgsSnapshotHooks *hooks);
+extern bool pgs_snapshot_record_delivered(const PgsStreamConfig *config,
+										  int32 attempt);
 
 #endif							/* PGS_SNAPSHOT_H */

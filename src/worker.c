@@ -84,6 +84,7 @@ typedef struct PgsWorkerState
 	bool		needs_payload;	/* a target delivers formatted payloads */
 	bool		waiting;		/* a target reported that it waits */
 	bool		in_snapshot;	/* sending the initial snapshot */
+	bool		stop_deferred;	/* its Commit sent: stop once delivered */
 
 	/*
 	 * The decoder, once the slot is acquired; in_pass while it decodes,
@@ -464,6 +465,13 @@ report_counters(void)
 static void
 wait_delivered(void)
 {
+	/*
+	 * The snapshot's Commit is sent: stopping now would have the next
+	 * worker take the snapshot and store it again.  Stop requests wait
+	 * until it is delivered (nats_ack_timeout bounds that); SIGTERM does
+	 * not.
+	 */
+	worker.stop_deferred = true;
 	for (;;)
 	{
 		bool		idle = true;
@@ -477,9 +485,36 @@ wait_delivered(void)
 		}
 		report_counters();
 		if (idle)
-			return;
+			break;
 		pgs_worker_sleep(10);
 	}
+	worker.stop_deferred = false;
+}
+
+/*
+ * Whether the target stored the Commit of the snapshot's last attempt, and
+ * the worker ended before it could record that (a crash, a kill, an error
+ * in between): then the snapshot is recorded as delivered instead of being
+ * taken and stored again.  Only with no target but nats and log: a Feldera
+ * request of the snapshot's last rows is sent after the nats target
+ * published the Commit, and may not have been.
+ */
+static bool
+snapshot_already_stored(void)
+{
+	int32		attempt = 0;
+	int			i;
+
+	if (worker.config->targets & PGS_TARGET_FELDERA)
+		return false;
+	for (i = 0; i < worker.nsinks; i++)
+	{
+		PgsSink    *sink = worker.sinks[i];
+
+		if (sink->stored_snapshot != NULL)
+			attempt = sink->stored_snapshot(sink);
+	}
+	return attempt > 0 && pgs_snapshot_record_delivered(worker.config, attempt);
 }
 
 /* Publish progress to the shared registry */
@@ -715,6 +750,8 @@ void
 pgs_worker_checkpoint(void)
 {
 	CHECK_FOR_INTERRUPTS();
+	if (worker.stop_deferred)
+		return;
 	if (ConfigReloadPending)
 	{
 		ConfigReloadPending = false;
@@ -860,6 +897,8 @@ run_stream(void)
 	for (i = 0; i < worker.nsinks; i++)
 		worker.needs_payload |= worker.sinks[i]->uses_payload;
 
+	if (worker.config->snapshot_pending && snapshot_already_stored())
+		worker.config->snapshot_pending = false;
 	if (worker.config->snapshot_pending)
 	{
 		PgsSnapshotHooks hooks;

@@ -21,15 +21,23 @@
 #      current position, skipping everything since.  It now fails, and
 #      streams again once the operator has made the slot.
 #  (d) a file-level copy of the server, started after the original had
-#      stored more in JetStream (same system identifier, same timeline):
-#      its new transactions got LSNs below JetStream's last message and were
-#      skipped as stored.  The stream now fails, naming the message.
+#      stored more in JetStream (same system identifier, same timeline),
+#      whose WAL then grew past JetStream's last message: its transactions
+#      got LSNs below that message's and were skipped as stored.  The last
+#      stored message is now checked against the WAL (the commit of its
+#      transaction must be there), and the stream fails, naming it.
 #  (e) the same copy, promoted to a new timeline (as after a point-in-time
-#      restore): the timeline is part of every id, and a last message of a
-#      timeline the server left is no resume point, so the new timeline's
-#      transactions are stored.
+#      restore): the timeline is part of every id, so the new timeline's
+#      transactions are stored; and the events before the switch point,
+#      which both histories share and JetStream stored, are not stored a
+#      second time after the duplicate window.
 #  (f) heartbeats: a crash restart with a heartbeat as the last message,
 #      beyond the duplicate window: nothing is stored twice.
+#  (g) a stream that ran unchained (nats_shared_stream) has JetStream store
+#      messages after one it refused; its next life, chained again, took its
+#      last message for proof that everything before was stored.  Messages
+#      published unchained now say so (Pg-Unchained), and are no resume
+#      point.
 
 use strict;
 use warnings;
@@ -202,41 +210,59 @@ is_deeply([ map { $_->{row} } grep { $_->{op} eq 'insert' } @{ messages('gone_js
 # ---------------------------------------------------------------------
 # (d) a file-level copy of the server, older than JetStream's contents
 # ---------------------------------------------------------------------
+# The stream is stopped when the copy is taken, with rows 2-10 not yet
+# delivered; the original then delivers them and 2000 more.
 $node->safe_psql('postgres', q{
 SELECT pgoutput_stream.drop_stream(name) FROM pgoutput_stream.streams;
 CREATE TABLE e (id int PRIMARY KEY, v text);
 CREATE PUBLICATION pe FOR TABLE e;
 SELECT pgoutput_stream.create_stream('copy', 'pe', targets => '{nats}',
-	options => '{"subject_prefix": "copy", "nats_stream": "copy_js"}');
+	options => '{"subject_prefix": "copy", "nats_stream": "copy_js", "nats_duplicate_window": 1}');
 INSERT INTO e VALUES (1, 'before the copy');
 });
 ok(pgs_wait_delivered($node, 'postgres', 'copy'), '(d) the first row is delivered');
+$node->safe_psql('postgres', q{
+SELECT pgoutput_stream.stop_stream('copy');
+INSERT INTO e SELECT g, 'in the copy, not yet delivered' FROM generate_series(2, 10) g;
+});
 $node->stop;
 $node->backup_fs_cold('cold');
 $node->start;
-$node->safe_psql('postgres',
-	"INSERT INTO e SELECT g, 'after the copy' FROM generate_series(2, 2001) g");
-ok(pgs_wait_delivered($node, 'postgres', 'copy'), '(d) the original delivers 2000 rows more');
-my $original_count = scalar(grep { $_->{op} eq 'insert' } @{ messages('copy_js') });
+$node->safe_psql('postgres', q{
+SELECT pgoutput_stream.start_stream('copy');
+INSERT INTO e SELECT g, 'after the copy' FROM generate_series(11, 2010) g;
+});
+ok(pgs_wait_delivered($node, 'postgres', 'copy'), '(d) the original delivers rows 2-2010');
+my $original = messages('copy_js');
+my $last_stored = $original->[-1]{lsn};
 $node->stop;
 
+# The copy writes past the original's last stored message before its stream
+# starts: LSNs alone do not tell the copy's transactions from the original's
 my $copy = PostgreSQL::Test::Cluster->new('identity_copy');
 $copy->init_from_backup($node, 'cold');
 $copy->start;
+$copy->safe_psql('postgres',
+	join('', map { "INSERT INTO e VALUES ($_, 'written on the copy');\n" } 5001 .. 8000));
+ok($copy->safe_psql('postgres', "SELECT pg_current_wal_lsn() > '$last_stored'") eq 't',
+	"(d) the copy's WAL is past the original's last stored transaction ($last_stored)");
+$copy->safe_psql('postgres', "SELECT pgoutput_stream.start_stream('copy')");
 ok(pgs_wait_for_status($copy, 'postgres', 'copy', "state IN ('failed', 'streaming')"),
 	'(d) the copy\'s stream starts');
-$copy->safe_psql('postgres', "INSERT INTO e VALUES (5000, 'written on the copy')");
+ok(pgs_wait_delivered_or_error($copy, 'postgres', 'copy'), '(d) ... and delivers or fails');
 my $st = pgs_stream_state($copy, 'postgres', 'copy');
 is($st->{state}, 'failed', '(d) on the copy, the stream fails');
-like($st->{last_error}, qr/^JetStream stream "copy_js" holds message "pgs_copy:t1:[0-9A-F]+\/[0-9A-F]+:\d+", which is beyond the end of this server's WAL/,
-	'(d) last_error names the message beyond the WAL');
-is(scalar(grep { $_->{op} eq 'insert' } @{ messages('copy_js') }), $original_count,
-	'(d) nothing of the copy was stored');
+like($st->{last_error}, qr/^JetStream stream "copy_js" holds message "pgs_copy:t1:[0-9A-F]+\/[0-9A-F]+:\d+", which this server's WAL does not have$/,
+	'(d) last_error names the message the copy does not have');
+is(scalar(@{ messages('copy_js') }), scalar(@$original), '(d) nothing of the copy was stored');
 $copy->stop;
 
 # ---------------------------------------------------------------------
 # (e) the copy promoted to a new timeline
 # ---------------------------------------------------------------------
+# Rows 2-10 are in both histories and were stored (long enough ago for
+# JetStream's duplicate window to have passed); the original's later rows
+# are not in the promoted copy's history.
 my $promoted = PostgreSQL::Test::Cluster->new('identity_promoted');
 $promoted->init_from_backup($node, 'cold');
 $promoted->set_standby_mode;
@@ -244,11 +270,17 @@ $promoted->start;
 $promoted->promote;
 $promoted->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()')
   or die 'the copy did not leave recovery';
+$promoted->safe_psql('postgres', "SELECT pgoutput_stream.start_stream('copy')");
 ok(pgs_wait_for_status($promoted, 'postgres', 'copy', "state = 'streaming'"),
 	'(e) on the promoted copy, the stream streams');
 $promoted->safe_psql('postgres', "INSERT INTO e VALUES (6000, 'written on timeline 2')");
 ok(pgs_wait_delivered($promoted, 'postgres', 'copy'), '(e) the stream delivers');
-my @t2 = grep { $_->{op} eq 'insert' && ($_->{row} // 0) == 6000 } @{ messages('copy_js') };
+$msgs = messages('copy_js');
+my %count;
+$count{ $_->{row} }++ foreach grep { $_->{op} eq 'insert' } @$msgs;
+is_deeply([ grep { $count{$_} != 1 } sort { $a <=> $b } keys %count ], [],
+	'(e) no row is stored twice (rows 2-10, in both histories, are not sent again)');
+my @t2 = grep { $_->{op} eq 'insert' && ($_->{row} // 0) == 6000 } @$msgs;
 is(scalar(@t2), 1, '(e) JetStream holds the row written on the new timeline, once');
 like($t2[0] ? $t2[0]{id} : '', qr/^pgs_copy:t2:/, '(e) its id names timeline 2');
 $promoted->stop;
@@ -287,6 +319,50 @@ is_deeply([ map { $_->{row} } grep { $_->{op} eq 'insert' } @$msgs ], [ 1, 2, 3,
 	'(f) JetStream holds every row once');
 is_deeply([ pgs_js_problems([ map { $_->{msg} } @$msgs ], 'pgs_hb') ], [],
 	'(f) message ids unique, chained, whole transactions');
+
+# ---------------------------------------------------------------------
+# (g) a life that ran unchained, then one that runs chained
+# ---------------------------------------------------------------------
+# A JetStream stream shared on purpose (nats_shared_stream) with another
+# writer, whose message is last: the stream publishes unchained, and
+# JetStream stores messages after one it refused.  The next life finds its
+# own message last and chains again; that message proves nothing about
+# the ones before it.
+my ($ok, $e) = pgs_js_admin($nats->url, undef, 'add', 'sh_js', 'file', 'sh.>', 'other.>');
+ok($ok, '(g) a JetStream stream for the stream and another writer') or diag($e);
+($ok, $e) = pgs_js_admin($nats->url, undef, 'publish', 'other.x', 'hello', 'foreign-1');
+ok($ok, '(g) the other writer\'s message is last') or diag($e);
+$node->safe_psql('postgres', q{
+CREATE TABLE ga (id int PRIMARY KEY, v text);
+CREATE TABLE gb (id int PRIMARY KEY, v text);
+CREATE PUBLICATION pg FOR TABLE ga, gb;
+SELECT pgoutput_stream.create_stream('sh', 'pg', targets => '{nats}',
+	options => '{"subject_prefix": "sh", "nats_stream": "sh_js", "nats_shared_stream": true}');
+INSERT INTO ga VALUES (0, 'warm-up');
+});
+ok(pgs_wait_delivered($node, 'postgres', 'sh'), '(g) the first row is delivered, unchained');
+($ok, $e) = pgs_js_admin($nats->url, undef, 'max-msg-size', 'sh_js', 2000);
+ok($ok, '(g) the JetStream stream takes messages up to 2000 bytes') or diag($e);
+$node->safe_psql('postgres', q{
+BEGIN;
+INSERT INTO ga VALUES (1, 'small');
+INSERT INTO gb VALUES (1, repeat('x', 5000));
+INSERT INTO ga VALUES (2, 'small');
+COMMIT;
+});
+ok( pgs_wait_until(
+		sub { pgs_stream_state($node, 'postgres', 'sh')->{last_error} =~ /could not store events/ },
+		'the refusal'),
+	'(g) JetStream refused the large row, and stored the later ones');
+($ok, $e) = pgs_js_admin($nats->url, undef, 'max-msg-size', 'sh_js', -1);
+ok($ok, '(g) the JetStream stream takes messages of any size again') or diag($e);
+$node->safe_psql('postgres', "INSERT INTO ga VALUES (3, 'after')");
+ok(pgs_wait_delivered($node, 'postgres', 'sh', 60), '(g) the stream delivers again');
+$msgs = messages('sh_js');
+is(scalar(grep { $_->{subject} eq 'sh.public.gb.insert' } @$msgs), 1,
+	'(g) JetStream holds the refused row of gb');
+is_deeply([ map { $_->{row} } grep { $_->{subject} eq 'sh.public.ga.insert' && $_->{row} == 3 } @$msgs ], [3],
+	'(g) and the next transaction once');
 
 $node->stop;
 $nats->stop;
