@@ -38,6 +38,9 @@
 #      last message for proof that everything before was stored.  Messages
 #      published unchained now say so (Pg-Unchained), and are no resume
 #      point.
+#  (h) the snapshot's Commit stored, and the worker terminated before it
+#      recorded the snapshot as delivered: the next worker took the whole
+#      snapshot again.  It now records it as delivered.
 
 use strict;
 use warnings;
@@ -363,6 +366,58 @@ is(scalar(grep { $_->{subject} eq 'sh.public.gb.insert' } @$msgs), 1,
 	'(g) JetStream holds the refused row of gb');
 is_deeply([ map { $_->{row} } grep { $_->{subject} eq 'sh.public.ga.insert' && $_->{row} == 3 } @$msgs ], [3],
 	'(g) and the next transaction once');
+
+# ---------------------------------------------------------------------
+# (h) the snapshot's Commit stored, the worker gone before recording it
+# ---------------------------------------------------------------------
+# The worker records the delivered snapshot in its row of
+# pgoutput_stream.streams: a session holding that row makes it wait there,
+# with every message stored, and the worker is terminated meanwhile.
+$node->safe_psql('postgres', q{
+CREATE TABLE sn (id int PRIMARY KEY, v text);
+INSERT INTO sn SELECT g, 'row ' || g FROM generate_series(1, 200000) g;
+CREATE PUBLICATION psn FOR TABLE sn;
+SELECT pgoutput_stream.create_stream('snapc', 'psn', targets => '{nats}', snapshot => true,
+	options => '{"subject_prefix": "snapc", "nats_stream": "snapc_js"}');
+});
+ok( pgs_wait_until(
+		sub {
+			$node->safe_psql('postgres',
+				"SELECT coalesce(snapshot_rows, 0) > 0 FROM pgoutput_stream.stream_status WHERE name = 'snapc'") eq 't';
+		},
+		'the snapshot under way'),
+	'(h) the snapshot is under way');
+my $holder = $node->background_psql('postgres');
+$holder->query_safe(
+	"BEGIN; SELECT 1 FROM pgoutput_stream.streams WHERE name = 'snapc' FOR UPDATE;");
+my $snap_pid = pgs_status($node, 'postgres', 'snapc')->{pid};
+ok( $node->poll_query_until('postgres',
+		"SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $snap_pid"),
+	'(h) the worker waits to record the delivered snapshot');
+my $offset_h = pgs_log_offset($node);
+$node->safe_psql('postgres', "SELECT pg_terminate_backend($snap_pid)");
+$holder->query_safe('ROLLBACK');
+$holder->quit;
+ok(pgs_wait_for_status($node, 'postgres', 'snapc', "state = 'streaming' AND pid <> $snap_pid"),
+	'(h) the next worker streams');
+ok(pgs_wait_for_log($node, $offset_h,
+		qr/stream "snapc" does not take its initial snapshot again: the target stored the Commit of attempt 1/),
+	'(h) it records the snapshot as delivered instead of taking it again');
+is($node->safe_psql('postgres', "SELECT snapshot FROM pgoutput_stream.streams WHERE name = 'snapc'"),
+	'done', '(h) the snapshot is recorded as done');
+$node->safe_psql('postgres', "INSERT INTO sn VALUES (200001, 'after')");
+ok(pgs_wait_delivered($node, 'postgres', 'snapc'), '(h) the stream delivers');
+my $snapc = pgs_js_dump($nats->url, 'snapc_js');
+my ($begins, $snap_rows, $changes) = (0, 0, 0);
+foreach my $m (@{ $snapc->{msgs} })
+{
+	my $op = $m->{headers}{'Pg-Operation'} // '';
+	$begins++ if $op eq 'begin' && $m->{id} =~ /^pgs_snapc:t\d+s\d+:/;
+	$snap_rows++ if $op eq 'insert' && ($m->{headers}{'Pg-Snapshot'} // '') eq 'true';
+	$changes++ if $op eq 'insert' && ($m->{headers}{'Pg-Snapshot'} // '') ne 'true';
+}
+is_deeply([ $begins, $snap_rows, $changes ], [ 1, 200000, 1 ],
+	'(h) JetStream holds the snapshot once, then the change');
 
 $node->stop;
 $nats->stop;
