@@ -117,6 +117,19 @@ pgs_event_id_init(void)
 	list_free_deep(history);
 	history = readTimeLineHistory(current_tli);
 	MemoryContextSwitchTo(old);
+
+	/*
+	 * Without its history file (readTimeLineHistory() then assumes no
+	 * parents), every event before the switch point would get this
+	 * timeline in its id, and be stored a second time.
+	 */
+	if (current_tli > 1 && list_length(history) < 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the history file of timeline %u is missing", current_tli),
+				 errdetail("Message ids name the timeline on which each change was written, which the history of the server's timelines says."),
+				 errhint("Restore the file \"%08X.history\" into pg_wal from the WAL archive.",
+						 current_tli)));
 }
 
 /* The timeline on which lsn was written, in this server's history */
