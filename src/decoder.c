@@ -89,6 +89,32 @@ pgs_slot_lookup(const char *slot_name, bool *usable, XLogRecPtr *confirmed)
 }
 
 /*
+ * Where a replay of the slot would start: its confirmed position, if the
+ * slot exists, is a pgoutput slot of this database and still has its WAL
+ * (not invalidated); else Invalid.
+ */
+XLogRecPtr
+pgs_slot_replay_start(const char *slot_name)
+{
+	ReplicationSlot *slot;
+	XLogRecPtr	result = InvalidXLogRecPtr;
+
+	LWLockAcquire(ReplicationSlotControlLock, LW_SHARED);
+	slot = SearchNamedReplicationSlot(slot_name, false);
+	if (slot != NULL)
+	{
+		SpinLockAcquire(&slot->mutex);
+		if (slot->data.database == MyDatabaseId &&
+			strcmp(NameStr(slot->data.plugin), "pgoutput") == 0 &&
+			!XLogRecPtrIsInvalid(slot->data.restart_lsn))
+			result = slot->data.confirmed_flush;
+		SpinLockRelease(&slot->mutex);
+	}
+	LWLockRelease(ReplicationSlotControlLock);
+	return result;
+}
+
+/*
  * Whether the stream's slot exists.  An existing slot must be a pgoutput
  * slot of this database.
  *

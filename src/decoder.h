@@ -29,6 +29,7 @@ extern List *pgs_decoder_options(const PgsStreamConfig *config);
 extern bool pgs_slot_lookup(const char *slot_name, bool *usable,
 							XLogRecPtr *confirmed);
 extern bool pgs_decoder_slot_exists(const PgsStreamConfig *config);
+extern XLogRecPtr pgs_slot_replay_start(const char *slot_name);
 extern void pgs_decoder_wait_for_slot(const char *slot_name);
 extern PgsDecoder *pgs_decoder_start(const PgsStreamConfig *config,
 									 PgsEventCallback callback, void *arg);

@@ -144,25 +144,36 @@ timeline_of(XLogRecPtr lsn)
 	return tliOfPointInHistory(lsn, history);
 }
 
+TimeLineID
+pgs_event_timeline(XLogRecPtr lsn)
+{
+	return timeline_of(lsn);
+}
+
 void
 pgs_event_id_of(const PgsEvent *ev, PgsEventId *id)
 {
 	memset(id, 0, sizeof(PgsEventId));
 	if (ev->kind == PGS_EVENT_MESSAGE && !ev->msg_transactional)
 	{
-		/* a unit of its own, outside transactions */
+		/*
+		 * A unit of its own, outside transactions.  Its LSN is its record's
+		 * end, which may be a switch point: the record was written on the
+		 * timeline before it.
+		 */
 		id->lsn = ev->lsn;
 		id->position = 0;
+		id->tli = timeline_of(ev->lsn - 1);
 	}
 	else
 	{
 		id->lsn = ev->final_lsn;
 		id->position = ev->position;
 		id->snapshot = ev->snapshot_attempt;
+		id->tli = timeline_of(id->lsn);
 	}
 	if (ev->kind == PGS_EVENT_RELATION)
 		id->relid = ev->rel->relid;
-	id->tli = timeline_of(id->lsn);
 }
 
 /*
@@ -338,11 +349,14 @@ wal_has_event(const PgsStoredEvent *last, XLogRecPtr from)
 	char	   *errormsg = NULL;
 	bool		match = false;
 
+	ReadLocalXLogPageNoWaitPrivate no_wait = {0};
+
+	/* a record beyond the flushed WAL ends the scan instead of a wait */
 	reader = XLogReaderAllocate(wal_segment_size, NULL,
-								XL_ROUTINE(.page_read = read_local_xlog_page,
+								XL_ROUTINE(.page_read = read_local_xlog_page_no_wait,
 										   .segment_open = wal_segment_open,
 										   .segment_close = wal_segment_close),
-								NULL);
+								&no_wait);
 	if (reader == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
@@ -358,8 +372,15 @@ wal_has_event(const PgsStoredEvent *last, XLogRecPtr from)
 			uint8		info;
 
 			CHECK_FOR_INTERRUPTS();
-			if (XLogReadRecord(reader, &errormsg) == NULL ||
-				reader->ReadRecPtr > last->id.lsn)
+			if (XLogReadRecord(reader, &errormsg) == NULL)
+			{
+				if (errormsg != NULL)
+					ereport(LOG,
+							(errmsg("could not read WAL at %X/%X to check the last stored event: %s",
+									LSN_FORMAT_ARGS(reader->EndRecPtr), errormsg)));
+				break;
+			}
+			if (reader->ReadRecPtr > last->id.lsn)
 				break;
 			rmid = XLogRecGetRmid(reader);
 			info = XLogRecGetInfo(reader) & ~XLR_INFO_MASK;
@@ -437,20 +458,25 @@ pgs_resume_start(PgsResumePoint *r, const PgsStoredEvent *last,
 	r->last = *id;
 	if (history == NIL)
 		pgs_event_id_init();
-	if (last->unchained)
-		return PGS_RESUME_OTHER_EPOCH;
 
 	/* the earlier format: positions were numbered otherwise */
 	if (id->tli == 0)
-	{
-		if (id->snapshot > 0 || id->heartbeat)
-			return PGS_RESUME_OTHER_EPOCH;
-		if (!event_in_wal(last, slot_confirmed))
-			return PGS_RESUME_NOT_IN_WAL;
-		r->active = true;
-		r->stored_before = id->lsn;
 		return PGS_RESUME_OTHER_EPOCH;
-	}
+
+	/*
+	 * On this server's timeline, the event must be in its WAL, also if it
+	 * skips nothing: else this server is an older copy of the one that
+	 * stored it, whose new events would get ids the target already has.
+	 * (A snapshot's Commit LSN is the slot's start, no record of its own.)
+	 */
+	if (id->tli == current_tli &&
+		(id->snapshot > 0 ? id->lsn > GetFlushRecPtr(NULL) :
+		 !event_in_wal(last, slot_confirmed)))
+		return PGS_RESUME_NOT_IN_WAL;
+
+	/* unchained, it may have been stored after one that was not */
+	if (last->unchained)
+		return PGS_RESUME_OTHER_EPOCH;
 
 	foreach(lc, history)
 	{
@@ -471,8 +497,9 @@ pgs_resume_start(PgsResumePoint *r, const PgsStoredEvent *last,
 		return PGS_RESUME_OTHER_EPOCH;
 	}
 
-	/* a snapshot's events skip nothing but their own attempt's */
-	if (id->snapshot == 0 && !event_in_wal(last, slot_confirmed))
+	/* on an earlier timeline of this server's history */
+	if (id->tli != current_tli && id->snapshot == 0 &&
+		!event_in_wal(last, slot_confirmed))
 		return PGS_RESUME_NOT_IN_WAL;
 
 	r->active = true;
@@ -496,7 +523,10 @@ pgs_resume_already_stored(PgsResumePoint *r, const PgsEventId *id)
 	/* only what committed before a point is known to be stored */
 	if (!r->by_position)
 	{
-		if (id->snapshot == 0 && id->lsn < r->stored_before)
+		/* a snapshot being taken comes before the changes, skips nothing */
+		if (id->snapshot != 0)
+			return false;
+		if (id->lsn < r->stored_before)
 			return true;
 		r->active = false;
 		return false;
@@ -507,8 +537,10 @@ pgs_resume_already_stored(PgsResumePoint *r, const PgsEventId *id)
 	 * a snapshot attempt is never sent twice: an event of another namespace
 	 * than R's comes after everything stored.
 	 */
-	if (id->snapshot != last->snapshot || id->lsn > last->lsn)
+	if (id->snapshot != last->snapshot || id->lsn > last->lsn ||
+		(id->snapshot != 0 && id->lsn != last->lsn))
 	{
+		/* (another slot's snapshot has another start, even if numbered alike) */
 		r->active = false;
 		return false;
 	}

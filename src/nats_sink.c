@@ -1142,12 +1142,8 @@ read_resume_point(PgsNatsSink *sink, const PgsStreamConfig *config, char **reaso
 	strlcpy(sink->last_id, id, sizeof(sink->last_id));
 	if (read_stored_event(sink, config, last, &stored))
 	{
-		XLogRecPtr	slot_confirmed = InvalidXLogRecPtr;
-		bool		usable;
-
-		if (!pgs_slot_lookup(config->slot_name, &usable, &slot_confirmed))
-			slot_confirmed = InvalidXLogRecPtr;
-		switch (pgs_resume_start(&sink->resume, &stored, slot_confirmed))
+		switch (pgs_resume_start(&sink->resume, &stored,
+								 pgs_slot_replay_start(config->slot_name)))
 		{
 			case PGS_RESUME_AFTER:
 				break;
@@ -1782,7 +1778,8 @@ set_relation_headers(PgsNatsSink *sink, const PgsRelation *rel)
 static void
 rechain(PgsNatsSink *sink)
 {
-	jsStreamInfo *si = NULL;
+	natsMsg    *last = NULL;
+	const char *id = NULL;
 	jsErrCode	jerr = 0;
 	natsStatus	s;
 
@@ -1800,14 +1797,28 @@ rechain(PgsNatsSink *sink)
 		}
 		wait_for_acks(10);
 	}
-	s = js_GetStreamInfo(&si, sink->js, sink->stream, NULL, &jerr);
+	/*
+	 * The stream's last message must be the last one published (or the
+	 * stored original of it): anything else is another writer's, which
+	 * read_resume_point() judges after a restart.
+	 */
+	s = js_GetLastMsg(&last, sink->js, sink->stream, ">", NULL, &jerr);
 	if (s != NATS_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("could not look up JetStream stream \"%s\": %s",
+				 errmsg("could not read the last message of JetStream stream \"%s\": %s",
 						sink->stream, nats_error_text(sink, s))));
-	sink->chain_seq = si->State.LastSeq;
-	jsStreamInfo_Destroy(si);
+	if (natsMsgHeader_Get(last, "Nats-Msg-Id", &id) != NATS_OK ||
+		strcmp(id, sink->last_id) != 0)
+	{
+		natsMsg_Destroy(last);
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("could not chain the messages of JetStream stream \"%s\" again: its last message is not the one this stream published last",
+						sink->stream)));
+	}
+	sink->chain_seq = natsMsg_GetSequence(last);
+	natsMsg_Destroy(last);
 	sink->chain = true;
 	sink->rechain_pending = false;
 	ereport(LOG,
@@ -1985,15 +1996,15 @@ nats_heartbeat(PgsSink *base, XLogRecPtr confirmed)
 					nheaders, &what, false);
 }
 
-static int32
+static const PgsEventId *
 nats_stored_snapshot(PgsSink *base)
 {
 	PgsNatsSink *sink = (PgsNatsSink *) base;
 
 	if (!sink->have_last_event || !sink->last_event.commit ||
-		sink->last_event.unchained)
-		return 0;
-	return sink->last_event.id.snapshot;
+		sink->last_event.unchained || sink->last_event.id.snapshot == 0)
+		return NULL;
+	return &sink->last_event.id;
 }
 
 static void

@@ -81,10 +81,10 @@ struct PgsSink
 	void		(*heartbeat) (PgsSink *sink, XLogRecPtr confirmed);
 
 	/*
-	 * optional: the attempt of the initial snapshot whose Commit is the
-	 * last event the target stored before this life, or 0
+	 * optional: the id of the initial snapshot's Commit, if that is the
+	 * last event the target stored before this life; else NULL
 	 */
-	int32		(*stored_snapshot) (PgsSink *sink);
+	const PgsEventId *(*stored_snapshot) (PgsSink *sink);
 };
 
 extern PgsSink *pgs_sink_log_create(const PgsStreamConfig *config);

@@ -502,7 +502,7 @@ wait_delivered(void)
 static bool
 snapshot_already_stored(void)
 {
-	int32		attempt = 0;
+	const PgsEventId *commit = NULL;
 	int			i;
 
 	if (worker.config->targets & PGS_TARGET_FELDERA)
@@ -512,9 +512,19 @@ snapshot_already_stored(void)
 		PgsSink    *sink = worker.sinks[i];
 
 		if (sink->stored_snapshot != NULL)
-			attempt = sink->stored_snapshot(sink);
+			commit = sink->stored_snapshot(sink);
 	}
-	return attempt > 0 && pgs_snapshot_record_delivered(worker.config, attempt);
+
+	/*
+	 * The Commit must be this slot's snapshot's, not one of an earlier
+	 * stream with the same slot name: its LSN is the slot's start, which
+	 * the confirmed position is while the snapshot is pending, on this
+	 * timeline; and its attempt the last one begun.
+	 */
+	return commit != NULL &&
+		commit->lsn == pgs_slot_replay_start(worker.config->slot_name) &&
+		commit->tli == pgs_event_timeline(commit->lsn) &&
+		pgs_snapshot_record_delivered(worker.config, commit->snapshot);
 }
 
 /* Publish progress to the shared registry */

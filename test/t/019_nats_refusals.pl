@@ -106,7 +106,7 @@ $offset = pgs_log_offset($node);
 $node->safe_psql('postgres', "INSERT INTO t VALUES (3, 'while nothing captures the subject')");
 ok( pgs_wait_for_log(
 		$node, $offset,
-		qr/DETAIL:  message pgs_s:t\d+:[0-9A-F]+\/[0-9A-F]+:\d+ was not stored: no JetStream stream captures its subject \(no responders\)|ERROR:  could not look up JetStream stream "error": Not Found/
+		qr/DETAIL:  message pgs_s:t\d+:[0-9A-F]+\/[0-9A-F]+:\d+ was not stored: no JetStream stream captures its subject \(no responders\)|ERROR:  could not read the last message of JetStream stream "error"/
 	),
 	'the refusal says that no JetStream stream captures the subject, or that there is none');
 ok(pgs_wait_for_log($node, $offset, qr/stream "s" created JetStream stream "error" for subjects "ref\.>"/),
