@@ -41,6 +41,9 @@
 #  (h) the snapshot's Commit stored, and the worker terminated before it
 #      recorded the snapshot as delivered: the next worker took the whole
 #      snapshot again.  It now records it as delivered.
+#  (i) ... but not when that Commit is an earlier stream's with the same
+#      slot name (a stream created again), whose snapshot would then never
+#      be sent.
 
 use strict;
 use warnings;
@@ -418,6 +421,48 @@ foreach my $m (@{ $snapc->{msgs} })
 }
 is_deeply([ $begins, $snap_rows, $changes ], [ 1, 200000, 1 ],
 	'(h) JetStream holds the snapshot once, then the change');
+
+# ---------------------------------------------------------------------
+# (i) a stream created again under the same slot name, whose first worker
+#     dies before JetStream stores anything of its snapshot
+# ---------------------------------------------------------------------
+# The last message in JetStream is then the Commit of the earlier stream's
+# snapshot, with the same slot name and attempt number 1: it must not be
+# taken for this stream's.
+$node->safe_psql('postgres', q{
+CREATE TABLE ri (id int PRIMARY KEY, v text);
+INSERT INTO ri SELECT g, 'row ' || g FROM generate_series(1, 10) g;
+CREATE PUBLICATION pri FOR TABLE ri;
+SELECT pgoutput_stream.create_stream('rc', 'pri', targets => '{nats}', snapshot => true,
+	options => '{"subject_prefix": "rc", "nats_stream": "rc_js"}');
+});
+ok(pgs_wait_for_status($node, 'postgres', 'rc', "state = 'streaming'"),
+	'(i) the first stream sent its snapshot');
+$node->safe_psql('postgres', "SELECT pgoutput_stream.drop_stream('rc')");
+($ok, $e) = pgs_js_admin($nats->url, undef, 'max-msg-size', 'rc_js', 64);
+ok($ok, '(i) JetStream refuses every message of the stream for now') or diag($e);
+my $offset_i = pgs_log_offset($node);
+$node->safe_psql('postgres', q{
+SELECT pgoutput_stream.create_stream('rc', 'pri', targets => '{nats}', snapshot => true,
+	options => '{"subject_prefix": "rc", "nats_stream": "rc_js"}');
+});
+ok( pgs_wait_until(
+		sub {
+			$node->safe_psql('postgres',
+				"SELECT snapshot_attempts >= 2 FROM pgoutput_stream.streams WHERE name = 'rc'") eq 't';
+		},
+		'a second attempt'),
+	'(i) the new stream\'s first worker failed, and the next one began an attempt of its own');
+($ok, $e) = pgs_js_admin($nats->url, undef, 'max-msg-size', 'rc_js', -1);
+ok($ok, '(i) JetStream takes the messages again') or diag($e);
+ok(pgs_wait_for_status($node, 'postgres', 'rc', "state = 'streaming'", 60),
+	'(i) the new stream streams');
+unlike(slurp_file($node->logfile, $offset_i), qr/stream "rc" does not take its initial snapshot again/,
+	'(i) the earlier stream\'s Commit was not taken for the new stream\'s snapshot');
+is($node->safe_psql('postgres', "SELECT snapshot FROM pgoutput_stream.streams WHERE name = 'rc'"),
+	'done', '(i) the snapshot is done');
+my $rc_rows = grep { ($_->{headers}{'Pg-Snapshot'} // '') eq 'true' } @{ pgs_js_dump($nats->url, 'rc_js')->{msgs} };
+is($rc_rows, 20, '(i) JetStream holds the rows of both streams\' snapshots');
 
 $node->stop;
 $nats->stop;
