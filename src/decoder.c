@@ -68,7 +68,8 @@ pgs_decoder_options(const PgsStreamConfig *config)
  * (unless NULL) is its confirmed position.
  */
 bool
-pgs_slot_lookup(const char *slot_name, bool *usable, XLogRecPtr *confirmed)
+pgs_slot_lookup(const char *slot_name, bool *usable, XLogRecPtr *confirmed,
+				XLogRecPtr *restart)
 {
 	ReplicationSlot *slot;
 
@@ -82,6 +83,8 @@ pgs_slot_lookup(const char *slot_name, bool *usable, XLogRecPtr *confirmed)
 			strcmp(NameStr(slot->data.plugin), "pgoutput") == 0;
 		if (confirmed != NULL)
 			*confirmed = slot->data.confirmed_flush;
+		if (restart != NULL)
+			*restart = slot->data.restart_lsn;
 		SpinLockRelease(&slot->mutex);
 	}
 	LWLockRelease(ReplicationSlotControlLock);
@@ -96,22 +99,14 @@ pgs_slot_lookup(const char *slot_name, bool *usable, XLogRecPtr *confirmed)
 XLogRecPtr
 pgs_slot_replay_start(const char *slot_name)
 {
-	ReplicationSlot *slot;
-	XLogRecPtr	result = InvalidXLogRecPtr;
+	bool		usable;
+	XLogRecPtr	confirmed;
+	XLogRecPtr	restart;
 
-	LWLockAcquire(ReplicationSlotControlLock, LW_SHARED);
-	slot = SearchNamedReplicationSlot(slot_name, false);
-	if (slot != NULL)
-	{
-		SpinLockAcquire(&slot->mutex);
-		if (slot->data.database == MyDatabaseId &&
-			strcmp(NameStr(slot->data.plugin), "pgoutput") == 0 &&
-			!XLogRecPtrIsInvalid(slot->data.restart_lsn))
-			result = slot->data.confirmed_flush;
-		SpinLockRelease(&slot->mutex);
-	}
-	LWLockRelease(ReplicationSlotControlLock);
-	return result;
+	if (!pgs_slot_lookup(slot_name, &usable, &confirmed, &restart) || !usable ||
+		XLogRecPtrIsInvalid(restart))
+		return InvalidXLogRecPtr;
+	return confirmed;
 }
 
 /*
@@ -127,7 +122,7 @@ pgs_decoder_slot_exists(const PgsStreamConfig *config)
 {
 	bool		usable;
 
-	if (!pgs_slot_lookup(config->slot_name, &usable, NULL))
+	if (!pgs_slot_lookup(config->slot_name, &usable, NULL, NULL))
 		return false;
 	if (!usable)
 		ereport(ERROR,

@@ -27,7 +27,7 @@ typedef struct PgsDecoder
 
 extern List *pgs_decoder_options(const PgsStreamConfig *config);
 extern bool pgs_slot_lookup(const char *slot_name, bool *usable,
-							XLogRecPtr *confirmed);
+							XLogRecPtr *confirmed, XLogRecPtr *restart);
 extern bool pgs_decoder_slot_exists(const PgsStreamConfig *config);
 extern XLogRecPtr pgs_slot_replay_start(const char *slot_name);
 extern void pgs_decoder_wait_for_slot(const char *slot_name);

@@ -133,8 +133,8 @@ pgs_event_id_init(void)
 }
 
 /* The timeline on which lsn was written, in this server's history */
-static TimeLineID
-timeline_of(XLogRecPtr lsn)
+TimeLineID
+pgs_event_timeline(XLogRecPtr lsn)
 {
 	if (history == NIL)
 		pgs_event_id_init();
@@ -142,12 +142,6 @@ timeline_of(XLogRecPtr lsn)
 	if (lsn >= ((TimeLineHistoryEntry *) linitial(history))->begin)
 		return current_tli;
 	return tliOfPointInHistory(lsn, history);
-}
-
-TimeLineID
-pgs_event_timeline(XLogRecPtr lsn)
-{
-	return timeline_of(lsn);
 }
 
 void
@@ -163,14 +157,14 @@ pgs_event_id_of(const PgsEvent *ev, PgsEventId *id)
 		 */
 		id->lsn = ev->lsn;
 		id->position = 0;
-		id->tli = timeline_of(ev->lsn - 1);
+		id->tli = pgs_event_timeline(ev->lsn - 1);
 	}
 	else
 	{
 		id->lsn = ev->final_lsn;
 		id->position = ev->position;
 		id->snapshot = ev->snapshot_attempt;
-		id->tli = timeline_of(id->lsn);
+		id->tli = pgs_event_timeline(id->lsn);
 	}
 	if (ev->kind == PGS_EVENT_RELATION)
 		id->relid = ev->rel->relid;
@@ -188,25 +182,43 @@ pgs_event_id_heartbeat(XLogRecPtr lsn, int64 time, PgsEventId *id)
 	id->heartbeat = true;
 	id->lsn = lsn;
 	id->position = time;
-	id->tli = timeline_of(lsn);
+	id->tli = pgs_event_timeline(lsn);
 }
 
-/* Upper-case hex of value, as "%X" prints it; returns the length */
-static int
-format_hex(char *buf, uint64 value)
+/*
+ * v in upper-case hexadecimal without leading zeros, as "%X" prints it,
+ * NUL-terminated; returns the length.  Ids and LSN headers are formatted
+ * several times per message, where snprintf's parsing of its format cost
+ * more than the rest of the message's headers; no PostgreSQL memory or
+ * error calls (the NATS acknowledgement thread formats ids too).
+ */
+int
+pgs_format_hex(char *buf, uint64 v)
 {
-	char		tmp[17];
+	static const char digits[] = "0123456789ABCDEF";
+	char		reversed[16];
 	int			n = 0;
-	int			i;
+	int			len = 0;
 
 	do
 	{
-		tmp[n++] = "0123456789ABCDEF"[value & 0xF];
-		value >>= 4;
-	} while (value != 0);
-	for (i = 0; i < n; i++)
-		buf[i] = tmp[n - 1 - i];
-	return n;
+		reversed[n++] = digits[v & 0xF];
+		v >>= 4;
+	} while (v != 0);
+	while (n > 0)
+		buf[len++] = reversed[--n];
+	buf[len] = '\0';
+	return len;
+}
+
+/* An LSN as "%X/%X" prints it, NUL-terminated; returns the length */
+int
+pgs_format_lsn(char *buf, XLogRecPtr lsn)
+{
+	int			n = pgs_format_hex(buf, (uint32) (lsn >> 32));
+
+	buf[n++] = '/';
+	return n + pgs_format_hex(buf + n, (uint32) lsn);
 }
 
 /*
@@ -229,9 +241,7 @@ pgs_event_id_format(char *buf, const char *slot, const PgsEventId *id)
 		n += pg_ultoa_n((uint32) id->snapshot, buf + n);
 	}
 	buf[n++] = ':';
-	n += format_hex(buf + n, (uint32) (id->lsn >> 32));
-	buf[n++] = '/';
-	n += format_hex(buf + n, (uint32) id->lsn);
+	n += pgs_format_lsn(buf + n, id->lsn);
 	buf[n++] = ':';
 	if (id->heartbeat)
 	{
@@ -505,6 +515,17 @@ pgs_resume_start(PgsResumePoint *r, const PgsStoredEvent *last,
 	r->active = true;
 	r->by_position = true;
 	return PGS_RESUME_AFTER;
+}
+
+/*
+ * Whether the event with id id is sent after the one with id mark: a later
+ * namespace or commit LSN, or a later position in the same transaction.
+ */
+bool
+pgs_event_id_after(const PgsEventId *id, const PgsEventId *mark)
+{
+	return id->snapshot != mark->snapshot || id->lsn > mark->lsn ||
+		(id->lsn == mark->lsn && id->position > mark->position);
 }
 
 /*

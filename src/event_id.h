@@ -82,6 +82,9 @@ typedef enum PgsResumeVerdict
 extern void pgs_event_id_init(void);
 extern void pgs_event_id_of(const PgsEvent *ev, PgsEventId *id);
 extern TimeLineID pgs_event_timeline(XLogRecPtr lsn);
+extern bool pgs_event_id_after(const PgsEventId *id, const PgsEventId *mark);
+extern int	pgs_format_hex(char *buf, uint64 v);
+extern int	pgs_format_lsn(char *buf, XLogRecPtr lsn);
 extern void pgs_event_id_heartbeat(XLogRecPtr lsn, int64 time, PgsEventId *id);
 extern int	pgs_event_id_format(char *buf, const char *slot, const PgsEventId *id);
 extern bool pgs_event_id_parse(const char *text, const char *slot, PgsEventId *id);

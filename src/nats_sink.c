@@ -78,7 +78,6 @@
 #include "sink.h"
 #include "worker.h"
 
-#define PGS_NATS_ID_LEN		PGS_EVENT_ID_LEN
 
 /* Hints of the refusals to share a JetStream stream */
 #define PGS_NATS_TARGET_HINT \
@@ -150,7 +149,7 @@ typedef struct PgsNatsSink
 	bool		chain;			/* ExpectLastMsgId on every message */
 	uint64		chain_seq;		/* first message after connecting: the
 								 * stream sequence it must follow, or 0 */
-	char		last_id[PGS_NATS_ID_LEN];
+	char		last_id[PGS_EVENT_ID_LEN];
 	bool		unflushed;
 	int64		flushed_at_us;	/* end of the last flush (monotonic_us) */
 	bool		published_from_idle;	/* a message was published while
@@ -234,41 +233,6 @@ monotonic_ms(void)
  * end of the section.
  * ----------------------------------------------------------------
  */
-
-/*
- * v in upper-case hexadecimal without leading zeros, as "%X" prints it,
- * NUL-terminated; returns the length.  The formatting below runs several
- * times per message, where snprintf's parsing of its format cost more
- * than the rest of the message's headers.
- */
-static int
-format_hex(char *buf, uint64 v)
-{
-	static const char digits[] = "0123456789ABCDEF";
-	char		reversed[16];
-	int			n = 0;
-	int			len = 0;
-
-	do
-	{
-		reversed[n++] = digits[v & 0xF];
-		v >>= 4;
-	} while (v != 0);
-	while (n > 0)
-		buf[len++] = reversed[--n];
-	buf[len] = '\0';
-	return len;
-}
-
-/* An LSN as "%X/%X" prints it; returns the length */
-static int
-format_lsn(char *buf, XLogRecPtr lsn)
-{
-	int			n = format_hex(buf, (uint32) (lsn >> 32));
-
-	buf[n++] = '/';
-	return n + format_hex(buf + n, (uint32) lsn);
-}
 
 /* Record the first failure; later ones are consequences of it */
 static void
@@ -393,7 +357,7 @@ settle_message(PgsNatsSink *sink, natsMsg *reply)
 		pg_atomic_write_u32(&p->state, NATS_PENDING_STORED);
 	else
 	{
-		char		id[PGS_NATS_ID_LEN];
+		char		id[PGS_EVENT_ID_LEN];
 		char		description[160];
 		char		err_code[16];
 
@@ -470,7 +434,7 @@ ack_thread_main(void *arg)
 		if (s == NATS_NO_RESPONDERS)
 		{
 			uint64		tail = pg_atomic_read_u64(&sink->pending_tail);
-			char		id[PGS_NATS_ID_LEN] = "";
+			char		id[PGS_EVENT_ID_LEN] = "";
 
 			pg_read_barrier();
 			if (sink->ack_cursor < tail)
@@ -1082,7 +1046,6 @@ read_resume_point(PgsNatsSink *sink, const PgsStreamConfig *config, char **reaso
 	uint64		stream_msgs = 0;
 	char	   *filter = psprintf("%s.>", config->fmt.subject_prefix);
 	PgsStoredEvent stored;
-	bool		after_unchained = false;
 	char	   *what;
 
 	memset(&sink->resume, 0, sizeof(sink->resume));
@@ -1173,21 +1136,6 @@ read_resume_point(PgsNatsSink *sink, const PgsStreamConfig *config, char **reaso
 		}
 		sink->last_event = stored;
 		sink->have_last_event = true;
-
-		/*
-		 * Published unchained, the message may have been stored after one
-		 * that JetStream refused, and chained messages could not fill that
-		 * gap: JetStream would refuse the first of them, which follows
-		 * another message than the stream's last, again and again.  So
-		 * this life publishes unchained too, until it has sent again
-		 * everything up to that message, and then chains (rechain()).
-		 */
-		if (stored.unchained)
-		{
-			after_unchained = true;
-			sink->rechain_pending = !config->nats.shared;
-			sink->rechain_after = stored.id;
-		}
 	}
 
 	/*
@@ -1204,19 +1152,27 @@ read_resume_point(PgsNatsSink *sink, const PgsStreamConfig *config, char **reaso
 								   psprintf("its last message, after the last one under \"%s\",", filter),
 								   reason))
 		return false;
-	if (sink->chain && after_unchained && sink->rechain_pending)
+
+	/*
+	 * Published unchained, our last message may have been stored after one
+	 * that JetStream refused, and chained messages could not fill that gap:
+	 * JetStream would refuse the first of them, which follows another
+	 * message than the stream's last, again and again.  So this life
+	 * publishes unchained too, until it has sent again everything up to
+	 * that message, and then chains (rechain()).
+	 */
+	if (stored.unchained && sink->chain && !config->nats.shared)
 	{
 		sink->chain = false;
 		sink->chain_seq = 0;
+		sink->rechain_pending = true;
+		sink->rechain_after = stored.id;
 		ereport(LOG,
 				(errmsg("stream \"%s\" publishes unchained until it has sent again the events up to its last message in JetStream stream \"%s\", which was published unchained",
 						config->name, sink->stream)));
 	}
-	else if (!sink->chain || after_unchained)
-	{
-		sink->rechain_pending = false;
+	else if (!sink->chain || stored.unchained)
 		unchained(sink, config);
-	}
 	return true;
 }
 
@@ -1642,7 +1598,7 @@ publish_chained(PgsNatsSink *sink, const char *subject, const char *payload,
 {
 	NatsHeader	all[PGS_NATS_MAX_HEADERS + 3];
 	int			n = 0;
-	char		id[PGS_NATS_ID_LEN];
+	char		id[PGS_EVENT_ID_LEN];
 	char		seqbuf[32];
 	char		reply[sizeof(sink->reply_prefix) + 17];
 	int			reply_len;
@@ -1689,7 +1645,7 @@ publish_chained(PgsNatsSink *sink, const char *subject, const char *payload,
 
 	/* JetStream answers on the reply subject that names the ring entry */
 	memcpy(reply, sink->reply_prefix, sink->reply_prefix_len);
-	reply_len = sink->reply_prefix_len + format_hex(reply + sink->reply_prefix_len, tail);
+	reply_len = sink->reply_prefix_len + pgs_format_hex(reply + sink->reply_prefix_len, tail);
 	msg = make_message(sink, subject, reply, reply_len, payload, payload_len, all, n);
 
 	/*
@@ -1842,21 +1798,17 @@ nats_send(PgsSink *base, const PgsOutput *out)
 
 	if (pgs_resume_already_stored(&sink->resume, &out->id))
 		return;
-	if (sink->rechain_pending &&
-		(out->id.snapshot != sink->rechain_after.snapshot ||
-		 out->id.lsn > sink->rechain_after.lsn ||
-		 (out->id.lsn == sink->rechain_after.lsn &&
-		  out->id.position > sink->rechain_after.position)))
+	if (sink->rechain_pending && pgs_event_id_after(&out->id, &sink->rechain_after))
 		rechain(sink);
 	wait_for_room(sink);
 
 	memset(&what, 0, sizeof(what));
 	what.id = out->id;
 
-	format_lsn(lsn, ev->lsn);
+	pgs_format_lsn(lsn, ev->lsn);
 	headers[n].key = "Pg-Lsn";
 	headers[n++].value = lsn;
-	format_lsn(commit_lsn, txn_lsn);
+	pgs_format_lsn(commit_lsn, txn_lsn);
 	headers[n].key = "Pg-Commit-Lsn";
 	headers[n++].value = commit_lsn;
 	if (TransactionIdIsValid(ev->xid))
@@ -1941,7 +1893,7 @@ nats_heartbeat(PgsSink *base, XLogRecPtr confirmed)
 
 	memset(&what, 0, sizeof(what));
 	pgs_event_id_heartbeat(shown_lsn, (int64) now, &what.id);
-	format_lsn(lsn, shown_lsn);
+	pgs_format_lsn(lsn, shown_lsn);
 	initStringInfo(&subject);
 	appendStringInfo(&subject, "%s.heartbeat", base->config->fmt.subject_prefix);
 	initStringInfo(&payload);

@@ -307,7 +307,7 @@ existing_slot_start(const PgsStreamConfig *config)
 	XLogRecPtr	start = InvalidXLogRecPtr;
 	bool		usable;
 
-	if (pgs_slot_lookup(config->slot_name, &usable, &start) && !usable)
+	if (pgs_slot_lookup(config->slot_name, &usable, &start, NULL) && !usable)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("replication slot \"%s\" cannot be used by stream \"%s\"",

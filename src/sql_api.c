@@ -726,7 +726,7 @@ slot_is_streams_kind(const char *slot_name)
 {
 	bool		usable;
 
-	if (!pgs_slot_lookup(slot_name, &usable, NULL))
+	if (!pgs_slot_lookup(slot_name, &usable, NULL, NULL))
 		return false;
 	if (!usable)
 		ereport(NOTICE,

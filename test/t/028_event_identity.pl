@@ -97,6 +97,14 @@ sub messages
 	return \@out;
 }
 
+# Set the largest message JetStream stream $js stores (-1: no limit)
+sub set_max_msg_size
+{
+	my ($js, $bytes, $what) = @_;
+	my ($info, $err) = pgs_js_admin($nats->url, undef, 'max-msg-size', $js, $bytes);
+	ok($info && $info->{config}{max_msg_size} == $bytes, $what) or diag($err);
+}
+
 # ---------------------------------------------------------------------
 # (a) alter_stream after a half-stored transaction
 # ---------------------------------------------------------------------
@@ -108,9 +116,7 @@ INSERT INTO a VALUES (0, 'warm-up');
 ok(pgs_wait_delivered($node, 'postgres', 'alt'), '(a) the first row is delivered');
 
 # JetStream refuses messages over 2000 bytes: the row of b below
-my ($info, $err) = pgs_js_admin($nats->url, undef, 'max-msg-size', 'alt_js', 2000);
-ok($info && $info->{config}{max_msg_size} == 2000, '(a) the JetStream stream takes messages up to 2000 bytes')
-  or diag($err);
+set_max_msg_size('alt_js', 2000, '(a) the JetStream stream takes messages up to 2000 bytes');
 $node->safe_psql('postgres', q{
 BEGIN;
 INSERT INTO a VALUES (1, 'small');
@@ -131,8 +137,7 @@ ok((grep { $_ eq 'insert alt.public.a.insert' } @stored) && !(grep { /\.b\.inser
 $node->safe_psql('postgres', q{
 SELECT pgoutput_stream.alter_stream('alt', options => '{"exclude_tables": ["public.a"]}');
 });
-($info, $err) = pgs_js_admin($nats->url, undef, 'max-msg-size', 'alt_js', -1);
-ok($info, '(a) the JetStream stream takes messages of any size again') or diag($err);
+set_max_msg_size('alt_js', -1, '(a) the JetStream stream takes messages of any size again');
 $node->safe_psql('postgres', "INSERT INTO b VALUES (2, 'after')");
 ok(pgs_wait_delivered($node, 'postgres', 'alt', 60), '(a) the stream delivers again');
 my $msgs = messages('alt_js');
@@ -347,8 +352,7 @@ SELECT pgoutput_stream.create_stream('sh', 'pg', targets => '{nats}',
 INSERT INTO ga VALUES (0, 'warm-up');
 });
 ok(pgs_wait_delivered($node, 'postgres', 'sh'), '(g) the first row is delivered, unchained');
-($ok, $e) = pgs_js_admin($nats->url, undef, 'max-msg-size', 'sh_js', 2000);
-ok($ok, '(g) the JetStream stream takes messages up to 2000 bytes') or diag($e);
+set_max_msg_size('sh_js', 2000, '(g) the JetStream stream takes messages up to 2000 bytes');
 $node->safe_psql('postgres', q{
 BEGIN;
 INSERT INTO ga VALUES (1, 'small');
@@ -360,8 +364,7 @@ ok( pgs_wait_until(
 		sub { pgs_stream_state($node, 'postgres', 'sh')->{last_error} =~ /could not store events/ },
 		'the refusal'),
 	'(g) JetStream refused the large row, and stored the later ones');
-($ok, $e) = pgs_js_admin($nats->url, undef, 'max-msg-size', 'sh_js', -1);
-ok($ok, '(g) the JetStream stream takes messages of any size again') or diag($e);
+set_max_msg_size('sh_js', -1, '(g) the JetStream stream takes messages of any size again');
 $node->safe_psql('postgres', "INSERT INTO ga VALUES (3, 'after')");
 ok(pgs_wait_delivered($node, 'postgres', 'sh', 60), '(g) the stream delivers again');
 $msgs = messages('sh_js');
@@ -439,8 +442,7 @@ SELECT pgoutput_stream.create_stream('rc', 'pri', targets => '{nats}', snapshot 
 ok(pgs_wait_for_status($node, 'postgres', 'rc', "state = 'streaming'"),
 	'(i) the first stream sent its snapshot');
 $node->safe_psql('postgres', "SELECT pgoutput_stream.drop_stream('rc')");
-($ok, $e) = pgs_js_admin($nats->url, undef, 'max-msg-size', 'rc_js', 64);
-ok($ok, '(i) JetStream refuses every message of the stream for now') or diag($e);
+set_max_msg_size('rc_js', 64, '(i) JetStream refuses every message of the stream for now');
 my $offset_i = pgs_log_offset($node);
 $node->safe_psql('postgres', q{
 SELECT pgoutput_stream.create_stream('rc', 'pri', targets => '{nats}', snapshot => true,
@@ -453,8 +455,7 @@ ok( pgs_wait_until(
 		},
 		'a second attempt'),
 	'(i) the new stream\'s first worker failed, and the next one began an attempt of its own');
-($ok, $e) = pgs_js_admin($nats->url, undef, 'max-msg-size', 'rc_js', -1);
-ok($ok, '(i) JetStream takes the messages again') or diag($e);
+set_max_msg_size('rc_js', -1, '(i) JetStream takes the messages again');
 ok(pgs_wait_for_status($node, 'postgres', 'rc', "state = 'streaming'", 60),
 	'(i) the new stream streams');
 unlike(slurp_file($node->logfile, $offset_i), qr/stream "rc" does not take its initial snapshot again/,
